@@ -27,9 +27,12 @@ from slam_align.errors import SlamError
 T = TypeVar("T")
 
 
-def option(default: Any = dataclasses.MISSING, *, help: str = "", choices=None, aliases=None, **kw):
-    """``dataclasses.field`` with the metadata the CLI needs."""
-    meta = {"help": help, "choices": choices, "aliases": aliases or []}
+def option(
+    default: Any = dataclasses.MISSING, *, help: str = "", choices=None, aliases=None, positional=False, **kw
+):
+    """``dataclasses.field`` with the metadata the CLI needs (``positional``: also accepted
+    as a positional argument, e.g. ``slam data inspect FILE``)."""
+    meta = {"help": help, "choices": choices, "aliases": aliases or [], "positional": positional}
     if isinstance(default, list | dict):
         return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta, **kw)
     return dataclasses.field(default=default, metadata=meta, **kw)
@@ -129,6 +132,16 @@ def add_options(parser: argparse.ArgumentParser, cls) -> None:
         else:
             kwargs["metavar"] = f.name.upper()
             parser.add_argument(*names, **kwargs)
+            if f.metadata.get("positional"):
+                # Same dest as the flag: either spelling fills the field.
+                parser.add_argument(
+                    f.name,
+                    # a list field takes any number of positionals (``slam compare RUN_DIR...``)
+                    nargs="*" if (tp is list or typing.get_origin(tp) is list) else "?",
+                    metavar=f.name.upper(),
+                    help=f"same as {dashed}",
+                    default=argparse.SUPPRESS,
+                )
 
 
 def load_yaml_config(path: str | Path) -> dict[str, Any]:

@@ -1,0 +1,30 @@
+"""Data: benchmarks (MGSM, MSVAMP, GSM8K), training-data readers, mixtures, prompts, languages.
+
+Imports here stay light (no ``datasets`` / ``torch``): hub loading imports ``datasets`` only
+when it runs.
+"""
+
+from slam_align.data.benchmarks import BENCHMARK_LANGS, Problem, load_benchmark, parse_number
+from slam_align.data.training import (
+    Example,
+    read_alpaca,
+    read_gsm8kinstruct,
+    read_mathoctopus,
+    read_metamath,
+    read_qalign_question,
+    read_training_data,
+)
+
+__all__ = [
+    "BENCHMARK_LANGS",
+    "Example",
+    "Problem",
+    "load_benchmark",
+    "parse_number",
+    "read_alpaca",
+    "read_gsm8kinstruct",
+    "read_mathoctopus",
+    "read_metamath",
+    "read_qalign_question",
+    "read_training_data",
+]

@@ -1,0 +1,11 @@
+"""Layer identification: which layers handle multilingualism (``slam identify``).
+
+- ``stats``: on-device activation counting (forward pre-hooks) and SLAM's statistics;
+- ``lape``: language activation probability entropy (Tang et al. 2024);
+- ``select``: top-k or contiguous selection from per-layer scores;
+- ``collect``: tokenisation, one-language right-padded batches, the forward passes;
+- ``reference``: a slow, obviously-correct re-computation used by the tests;
+- ``plots``; ``run``: ``IdentifyOptions``, ``identify(options) -> dict``, ``identify_cli``.
+
+Formulas and outputs: docs/identify.md.
+"""

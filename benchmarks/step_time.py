@@ -1,0 +1,241 @@
+"""Step time of SLAM vs full fine-tuning through the project's own training step.
+
+Both models go through exactly what ``slam train`` runs: the recipe's freezing plan,
+``slam_align.train.trainer.build_trainer`` (the shared Trainer set-up), the Trainer's
+optimizer (trainable parameters only) and ``Trainer.training_step``; one optimizer step
+per measured step. A bare-PyTorch version of each (manual ``requires_grad``, AdamW on the
+trainable tensors, plain forward/backward/step) is measured beside them for reference.
+Measurements are interleaved (round-robin, median of rounds) so that load from other
+processes on the machine hits every variant alike.
+
+    python benchmarks/step_time.py --json          # 12-layer Llama, hidden 512, batch 8, seq 256
+
+Peak memory is measured per variant in a fresh child process (CPU: max RSS; GPU: max
+allocated), since a process' RSS peak cannot be split between models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from slam_align.models.tiny import tiny_config  # noqa: E402
+from slam_align.train.config import TrainOptions  # noqa: E402
+from slam_align.train.datasets import FeatureDataset  # noqa: E402
+from slam_align.train.recipes import get_recipe  # noqa: E402
+from slam_align.train.trainer import build_trainer  # noqa: E402
+
+
+class _Tok:
+    """The two tokenizer attributes the collator needs (the step never tokenises text)."""
+
+    pad_token_id = 0
+    eos_token_id = 1
+
+    def save_pretrained(self, *a, **k):
+        pass
+
+
+def make_model(args):
+    from transformers import AutoModelForCausalLM
+
+    config = tiny_config(
+        "llama", vocab_size=args.vocab, num_layers=args.layers, hidden=args.hidden, intermediate_size=args.intermediate
+    )
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(config)
+
+
+def make_batch(args, device):
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(2, args.vocab, (args.batch, args.seq), generator=g)
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+class ProjectStep:
+    """One optimizer step through the project's Trainer set-up."""
+
+    def __init__(self, method: str, args, out_dir: str):
+        options = TrainOptions(
+            model="bench",
+            output=out_dir,
+            method=method,
+            layers=args.slam_layers,
+            learning_rate=1e-5,
+            per_device_train_batch_size=args.batch,
+            max_steps=1000,
+            progress=False,
+            bf16=args.bf16,
+            gradient_checkpointing=args.gradient_checkpointing,
+        )
+        model = make_model(args)
+        model, plan = get_recipe(method).prepare(model, options)
+        features = [{"input_ids": [2] * args.seq, "labels": [2] * args.seq}] * args.batch
+        self.trainer = build_trainer(model, _Tok(), FeatureDataset(features), options, out_dir, plan=plan)
+        self.trainer.create_optimizer_and_scheduler(num_training_steps=1000)
+        self.model = self.trainer.model.to(self.trainer.args.device)
+        self.batch = make_batch(args, self.trainer.args.device)
+        self.n_items = int((self.batch["labels"][:, 1:] != -100).sum())
+
+    def __call__(self):
+        self.trainer.training_step(self.model, self.batch, self.n_items)
+        self.trainer.optimizer.step()
+        self.trainer.optimizer.zero_grad(set_to_none=True)
+
+
+class BareStep:
+    """The same arithmetic in plain PyTorch: the floor the project's step is compared to."""
+
+    def __init__(self, method: str, args):
+        self.model = make_model(args).to(args.device)
+        if method == "slam":
+            layers = [int(i) for i in range(int(args.slam_layers.split("-")[0]), int(args.slam_layers.split("-")[1]) + 1)]
+            keep = tuple(f"layers.{i}.mlp.{m}_proj." for i in layers for m in ("up", "down"))
+            for name, p in self.model.named_parameters():
+                p.requires_grad_(any(k in name for k in keep))
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(params, lr=1e-5)
+        self.batch = make_batch(args, args.device)
+        self.model.train()
+
+    def __call__(self):
+        with torch.autocast(self.batch["input_ids"].device.type, dtype=torch.bfloat16, enabled=ARGS.bf16):
+            loss = self.model(**self.batch).loss
+        loss.backward()
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+
+
+def sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def timed(step) -> float:
+    sync()
+    t0 = time.perf_counter()
+    step()
+    sync()
+    return time.perf_counter() - t0
+
+
+def peak_memory_of(variant: str, method: str, argv: list[str]) -> int:
+    """Run a few steps of one variant in a child process; return its peak memory in bytes."""
+    cmd = [sys.executable, __file__, *argv, "--worker", f"{variant}:{method}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return int(json.loads(out.stdout.strip().splitlines()[-1])["peak_memory_bytes"])
+
+
+def worker(spec: str, args) -> None:
+    variant, method = spec.split(":")
+    with tempfile.TemporaryDirectory() as d:
+        step = ProjectStep(method, args, d) if variant == "project" else BareStep(method, args)
+        for _ in range(2):
+            step()
+    if torch.cuda.is_available():
+        peak = torch.cuda.max_memory_allocated()
+    else:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"peak_memory_bytes": int(peak)}))
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--layers", type=int, default=12)
+    p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--intermediate", type=int, default=1024, help="FFN width (tiny_config: 2x hidden)")
+    p.add_argument("--vocab", type=int, default=512, help="vocabulary (tiny_config default)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--seq", type=int, default=256)
+    p.add_argument("--slam-layers", default="0-5")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--bf16", action="store_true")
+    p.add_argument("--gradient-checkpointing", action="store_true")
+    p.add_argument("--no-bare", action="store_true", help="skip the bare-PyTorch reference")
+    p.add_argument("--no-memory", action="store_true", help="skip the child processes measuring peak memory")
+    p.add_argument("--json", action="store_true", help="print one JSON line")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    global ARGS
+    ARGS = args = p.parse_args(argv)
+    args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.worker:
+        return worker(args.worker, args)
+    passthrough = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--json"]
+
+    with tempfile.TemporaryDirectory() as d:
+        variants = {
+            "slam": ProjectStep("slam", args, str(Path(d) / "slam")),
+            "full": ProjectStep("full", args, str(Path(d) / "full")),
+        }
+        if not args.no_bare:
+            variants["bare_slam"] = BareStep("slam", args)
+            variants["bare_full"] = BareStep("full", args)
+        for step in variants.values():
+            for _ in range(args.warmup):
+                step()
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        for r in range(args.rounds):
+            # Round-robin, alternating the order, so background load is shared fairly.
+            order = list(variants) if r % 2 == 0 else list(reversed(variants))
+            for name in order:
+                times[name].append(timed(variants[name]))
+        trainable = {k: sum(p.numel() for p in variants[k].model.parameters() if p.requires_grad) for k in ("slam", "full")}
+        opt_params = {
+            k: sum(p.numel() for g in variants[k].trainer.optimizer.param_groups for p in g["params"])
+            for k in ("slam", "full")
+        }
+    med = {k: statistics.median(v) for k, v in times.items()}
+    result = {
+        "model": f"llama {args.layers} layers, hidden {args.hidden}, ffn {args.intermediate}, vocab {args.vocab}",
+        "batch": args.batch,
+        "seq": args.seq,
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "threads": torch.get_num_threads(),
+        "slam_layers": args.slam_layers,
+        "slam_step_seconds": med["slam"],
+        "full_step_seconds": med["full"],
+        "slam_over_full_step_time": med["slam"] / med["full"],
+        "slam_trainable_params": trainable["slam"],
+        "full_trainable_params": trainable["full"],
+        "slam_optimizer_params": opt_params["slam"],
+        "full_optimizer_params": opt_params["full"],
+        "rounds": args.rounds,
+        "step_seconds_all": times,
+    }
+    if not args.no_bare:
+        result["bare_slam_step_seconds"] = med["bare_slam"]
+        result["bare_full_step_seconds"] = med["bare_full"]
+        result["bare_slam_over_full_step_time"] = med["bare_slam"] / med["bare_full"]
+    if not args.no_memory:
+        result["slam_peak_memory_bytes"] = peak_memory_of("project", "slam", passthrough)
+        result["full_peak_memory_bytes"] = peak_memory_of("project", "full", passthrough)
+        result["peak_memory_kind"] = "gpu_max_allocated" if torch.cuda.is_available() else "cpu_max_rss"
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k}: {v}")
+    return result
+
+
+ARGS = None
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,473 @@
+"""Training data: one record type (``Example``) and readers for the formats the baselines publish.
+
+- Alpaca JSON array or JSONL (``instruction``, optional ``input``, ``output``; other field
+  names mappable): :func:`read_alpaca`. Our own ``train.jsonl`` (``slam data build``) is
+  Alpaca plus ``lang`` / ``source`` / ``kind``, read by the same function.
+- QAlign question translation (line-aligned ``train.X`` / ``train.en`` text files per
+  language pair, or the JSONL sample form): :func:`read_qalign_question`.
+- MathOctopus ``GSM8KInstruct_Parallel`` / ``MGSM8KInstruct_Cross`` (``prompt``/``chosen``):
+  :func:`read_mathoctopus`.
+- MetaMathQA (``query``/``response``): :func:`read_metamath`.
+- QAlign's gsm8kinstruct (``question``/``answer``): :func:`read_gsm8kinstruct`.
+
+Readers take a local ``path`` or a hub id (``hub=``, read through ``datasets``); both go
+through the same row parsing. Every error names file, line and field.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from slam_align.data.languages import LANGUAGE_NAMES, language_name
+from slam_align.errors import SlamError
+
+ALIGNMENT = "alignment"  # question in X -> the English question
+RESPONSE = "response"  # question -> chain-of-thought answer
+
+HUB_MATHOCTOPUS_PARALLEL = "Mathoctopus/GSM8KInstruct_Parallel"
+HUB_MATHOCTOPUS_CROSS = "Mathoctopus/MGSM8KInstruct_Cross"
+HUB_METAMATHQA = "meta-math/MetaMathQA"
+
+
+@dataclass
+class Example:
+    """One supervised example: the prompt template wraps ``instruction`` (+ ``input``)."""
+
+    instruction: str
+    output: str
+    input: str = ""
+    lang: str = "en"
+    source: str = ""
+    kind: str = ""
+
+    @property
+    def query(self) -> str:
+        """What a prompt template receives: the instruction, the input on its own paragraph."""
+        return f"{self.instruction}\n\n{self.input}" if self.input else self.instruction
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------
+# Rows: local JSON / JSONL files (with line numbers) or hub datasets
+# ---------------------------------------------------------------------------------------
+
+
+def iter_json_rows(path: str | Path) -> Iterator[tuple[str, dict]]:
+    """``(where, row)`` for a JSON array or JSON Lines file; ``where`` is ``'FILE: line N'``."""
+    path = Path(path)
+    if not path.is_file():
+        raise SlamError(f"{path}: training file not found")
+    text = path.read_text(encoding="utf-8")
+    if not text.strip():
+        raise SlamError(f"{path}: file is empty; expected JSON array or JSON Lines rows")
+    items = _json_array(path, text) if text.lstrip().startswith("[") else _json_lines(path, text)
+    for lineno, row in items:
+        where = f"{path}: line {lineno}"
+        if not isinstance(row, dict):
+            raise SlamError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        yield where, row
+
+
+def _json_lines(path: Path, text: str) -> Iterator[tuple[int, Any]]:
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SlamError(f"{path}: line {lineno}: not valid JSON ({e.msg})") from None
+
+
+def _json_array(path: Path, text: str) -> Iterator[tuple[int, Any]]:
+    """Elements of a top-level JSON array, each with the line it starts on (for error messages)."""
+    decoder = json.JSONDecoder()
+    ws = re.compile(r"\s*")
+    pos = ws.match(text, text.index("[") + 1).end()
+    if text.startswith("]", pos):
+        return
+    while True:
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as e:
+            raise SlamError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
+        yield text.count("\n", 0, pos) + 1, value
+        pos = ws.match(text, end).end()
+        if text.startswith(",", pos):
+            pos = ws.match(text, pos + 1).end()
+        elif text.startswith("]", pos):
+            if text[pos + 1 :].strip():
+                line = text.count("\n", 0, pos) + 1
+                raise SlamError(f"{path}: line {line}: unexpected text after the JSON array")
+            return
+        else:
+            line = text.count("\n", 0, pos) + 1
+            raise SlamError(f"{path}: line {line}: not valid JSON (expected ',' or ']' in the array)")
+
+
+def iter_hub_rows(hub: str, split: str = "train", **kwargs) -> Iterator[tuple[str, dict]]:
+    """``(where, row)`` of a hub dataset, read with ``datasets.load_dataset`` (``kwargs`` go to it)."""
+    from slam_align.data.benchmarks import hub_rows
+
+    rows = hub_rows(
+        hub, kwargs.pop("name", None), split=split, hint="give a local file with path: instead", **kwargs
+    )
+    for i, row in enumerate(rows):
+        yield f"{hub} row {i}", row
+
+
+def iter_rows(
+    path: str | Path | None = None, hub: str | None = None, **hub_kwargs
+) -> Iterator[tuple[str, dict]]:
+    if (path is None) == (hub is None):
+        raise SlamError("give exactly one of a local path or a hub id")
+    return iter_json_rows(path) if path is not None else iter_hub_rows(hub, **hub_kwargs)
+
+
+def _string(row: dict, key: str, where: str, *, required: bool = True) -> str:
+    value = row.get(key)
+    if value is None:
+        if required:
+            raise SlamError(f"{where}: missing field '{key}'")
+        return ""
+    if not isinstance(value, str):
+        raise SlamError(f"{where}: field '{key}' must be a string, got {type(value).__name__}")
+    if required and not value.strip():
+        raise SlamError(f"{where}: field '{key}' is empty")
+    return value
+
+
+def _check_lang(code: str, where: str) -> str:
+    try:
+        language_name(code)
+    except SlamError as e:
+        raise SlamError(f"{where}: {e}") from None
+    return code
+
+
+# ---------------------------------------------------------------------------------------
+# Alpaca
+# ---------------------------------------------------------------------------------------
+
+_ALPACA_FIELDS = ("instruction", "input", "output", "lang", "source", "kind")
+
+
+def read_alpaca(
+    path: str | Path,
+    field_map: dict[str, str] | None = None,
+    *,
+    lang: str | None = None,
+    source: str | None = None,
+    kind: str | None = None,
+) -> list[Example]:
+    """Alpaca rows (JSON array or JSONL). ``field_map`` maps our field names to the file's,
+    e.g. ``{"instruction": "query", "output": "response"}``. Optional ``lang``/``source``/``kind``
+    columns are kept (the arguments are defaults for rows without them)."""
+    path = Path(path)
+    fmap = {name: name for name in _ALPACA_FIELDS}
+    for ours, theirs in (field_map or {}).items():
+        if ours not in fmap:
+            raise SlamError(
+                f"field map: unknown field '{ours}'; expected one of: {', '.join(_ALPACA_FIELDS)}"
+            )
+        fmap[ours] = theirs
+    examples = []
+    for where, row in iter_json_rows(path):
+        row_lang = _string(row, fmap["lang"], where, required=False) or lang or "en"
+        examples.append(
+            Example(
+                instruction=_string(row, fmap["instruction"], where),
+                output=_string(row, fmap["output"], where),
+                input=_string(row, fmap["input"], where, required=False),
+                lang=_check_lang(row_lang, where),
+                source=_string(row, fmap["source"], where, required=False) or source or path.name,
+                kind=_string(row, fmap["kind"], where, required=False) or kind or "",
+            )
+        )
+    if not examples:
+        raise SlamError(f"{path}: no training examples (empty file)")
+    return examples
+
+
+# ---------------------------------------------------------------------------------------
+# QAlign question translation
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParallelPair:
+    """One line-aligned pair: a question in ``lang`` and its English translation."""
+
+    lang: str
+    text: str
+    english: str
+    where: str
+
+
+def translation_instruction(src_lang: str, tgt_lang: str = "en") -> str:
+    """QAlign's instruction prefix (``data/gsmtrans/gsmtrans.py``); the source text follows it."""
+    return f"Translate the following sentences from {language_name(src_lang)} to {language_name(tgt_lang)}. "
+
+
+def read_parallel_text(src_path: str | Path, tgt_path: str | Path, lang: str) -> list[ParallelPair]:
+    """Two line-aligned plain-text files (``train.X``, ``train.en``), one question per line."""
+    src_path, tgt_path = Path(src_path), Path(tgt_path)
+    for p in (src_path, tgt_path):
+        if not p.is_file():
+            raise SlamError(f"{p}: parallel text file not found")
+    src = src_path.read_text(encoding="utf-8").splitlines()
+    tgt = tgt_path.read_text(encoding="utf-8").splitlines()
+    if len(src) != len(tgt):
+        raise SlamError(
+            f"{src_path}: {len(src)} lines but {tgt_path} has {len(tgt)}; parallel files must be line-aligned"
+        )
+    if not src:
+        raise SlamError(f"{src_path}: file is empty")
+    pairs = []
+    for i, (s, t) in enumerate(zip(src, tgt), 1):
+        for p, text in ((src_path, s), (tgt_path, t)):
+            if not text.strip():
+                raise SlamError(f"{p}: line {i}: empty line in a parallel file")
+        pairs.append(ParallelPair(lang, s.strip(), t.strip(), f"{src_path}: line {i}"))
+    return pairs
+
+
+def _pairs_from_jsonl(path: Path) -> list[ParallelPair]:
+    """The JSONL sample form: ``{line, source_lang, target_lang, source, target}``."""
+    pairs = []
+    for where, row in iter_json_rows(path):
+        lang = _check_lang(_string(row, "source_lang", where), where)
+        target_lang = _string(row, "target_lang", where, required=False) or "en"
+        if target_lang != "en":
+            raise SlamError(f"{where}: field 'target_lang' is '{target_lang}'; expected 'en'")
+        pairs.append(
+            ParallelPair(
+                lang, _string(row, "source", where).strip(), _string(row, "target", where).strip(), where
+            )
+        )
+    if not pairs:
+        raise SlamError(f"{path}: no rows")
+    return pairs
+
+
+_PAIR_NAME = re.compile(r"^([a-z]{2})-en(\..*)?$")
+
+
+def read_qalign_pairs(path: str | Path, langs: Iterable[str] | None = None) -> list[ParallelPair]:
+    """X -> English question pairs from any of QAlign's layouts.
+
+    ``path`` may be a JSONL sample file (``de-en.first200.jsonl``), a pair directory holding
+    ``train.de`` and ``train.en``, or a parent holding ``<X>-en`` directories / ``<X>-en*.jsonl``
+    files (QAlign's ``data/gsmtrans/gsm8kinstruct_question``). ``langs`` filters (and every
+    language asked for must be there).
+    """
+    path = Path(path)
+    wanted = None if langs is None else [_check_lang(code, str(path)) for code in langs]
+    if path.is_file():
+        pairs = _pairs_from_jsonl(path)
+    elif path.is_dir() and (path / "train.en").is_file():
+        others = sorted(p for p in path.glob("train.*") if p.suffix != ".en")
+        if len(others) != 1:
+            raise SlamError(f"{path}: expected one train.X file beside train.en, found {len(others)}")
+        lang = _check_lang(others[0].suffix[1:], str(others[0]))
+        pairs = read_parallel_text(others[0], path / "train.en", lang)
+    elif path.is_dir():
+        found: dict[str, Path] = {}
+        for child in sorted(path.iterdir()):
+            m = _PAIR_NAME.match(child.name)
+            if m and (child.is_dir() or child.suffix == ".jsonl"):
+                found.setdefault(m.group(1), child)
+        if not found:
+            raise SlamError(
+                f"{path}: no QAlign pairs found (expected <X>-en/ directories or <X>-en*.jsonl files)"
+            )
+        for code in wanted or []:
+            if code not in found:
+                raise SlamError(f"{path}: no '{code}-en' data here; available: {', '.join(found)}")
+        pairs = []
+        for code, child in found.items():
+            if wanted is None or code in wanted:
+                pairs += read_qalign_pairs(child)
+    else:
+        raise SlamError(f"{path}: QAlign data not found")
+    if wanted is not None:
+        pairs = [p for p in pairs if p.lang in wanted]
+    return pairs
+
+
+def read_qalign_question(
+    path: str | Path, langs: Iterable[str] | None = None, source: str = "qalign-question"
+) -> list[Example]:
+    """Question alignment examples as QAlign builds them: instruction = "Translate the following
+    sentences from <X> to English. " + question, output = the English question."""
+    return [
+        Example(
+            translation_instruction(p.lang) + p.text, p.english, lang=p.lang, source=source, kind=ALIGNMENT
+        )
+        for p in read_qalign_pairs(path, langs)
+    ]
+
+
+# ---------------------------------------------------------------------------------------
+# Question -> chain-of-thought answer formats
+# ---------------------------------------------------------------------------------------
+
+
+def _qa_examples(rows, qkey: str, akey: str, lang: str, source: str) -> list[Example]:
+    out = [
+        Example(_string(r, qkey, w).strip(), _string(r, akey, w), lang=lang, source=source, kind=RESPONSE)
+        for w, r in rows
+    ]
+    if not out:
+        raise SlamError(f"{source}: no rows")
+    return out
+
+
+def read_gsm8kinstruct(
+    path: str | Path | None = None,
+    lang: str = "en",
+    source: str = "gsm8kinstruct",
+    hub: str | None = None,
+    **hub_kwargs,
+) -> list[Example]:
+    """QAlign's ``data/gsm8kinstruct/<X>/train.txt``: JSON Lines ``{question, answer}``."""
+    rows = iter_rows(path, hub, **hub_kwargs)
+    return _qa_examples(rows, "question", "answer", _check_lang(lang, str(path or hub)), source)
+
+
+def read_metamath(
+    path: str | Path | None = None,
+    hub: str | None = None,
+    types: Iterable[str] | None = None,
+    source: str = "metamathqa",
+    **hub_kwargs,
+) -> list[Example]:
+    """MetaMathQA (``query`` -> ``response``; English). ``types`` keeps e.g. only ``GSM_*`` rows
+    (``fnmatch`` patterns on the ``type`` field)."""
+    from fnmatch import fnmatch
+
+    if path is None and hub is None:
+        hub = HUB_METAMATHQA
+    rows = iter_rows(path, hub, **hub_kwargs)
+    if types:
+        patterns = list(types)
+        rows = ((w, r) for w, r in rows if any(fnmatch(str(r.get("type", "")), pat) for pat in patterns))
+    return _qa_examples(rows, "query", "response", "en", source)
+
+
+_INSTRUCTION = re.compile(r"###\s*Instruction:\s*\n(.*?)\n\s*###\s*Response:", re.S)
+_NAME_TO_CODE = {name.lower(): code for code, name in LANGUAGE_NAMES.items()}
+_ANSWER_IN = re.compile(r"(?:answer|respond|request) in ([A-Z][a-z]+)")
+
+
+def _mathoctopus_lang(row: dict, prompt: str, where: str) -> str:
+    """The ``language`` field when there is one, else the language the prompt names ("in German")."""
+    value = row.get("language") or row.get("lang")
+    if isinstance(value, str) and value.strip():
+        v = value.strip()
+        code = _NAME_TO_CODE.get(v.lower(), v.lower())
+        return _check_lang(code, f"{where}: field 'language'")
+    header = prompt.split("### Instruction", 1)[0]
+    for m in _ANSWER_IN.finditer(header):
+        if m.group(1).lower() in _NAME_TO_CODE:
+            return _NAME_TO_CODE[m.group(1).lower()]
+    for name, code in _NAME_TO_CODE.items():  # QAlign's rule: the language name anywhere in the prompt
+        if re.search(rf"\b{name}\b", header, re.I):
+            return code
+    raise SlamError(f"{where}: field 'prompt' names no known language; add a 'language' field")
+
+
+def read_mathoctopus(
+    path: str | Path | None = None,
+    hub: str | None = None,
+    langs: Iterable[str] | None = None,
+    source: str = "mathoctopus",
+    **hub_kwargs,
+) -> list[Example]:
+    """MathOctopus ``GSM8KInstruct_Parallel`` / ``MGSM8KInstruct_Cross`` rows (``prompt``, ``chosen``).
+
+    ``prompt`` is an Alpaca-style prompt naming the response language; the question is taken
+    from its ``### Instruction:`` block and ``lang`` is that named language (or the row's
+    ``language`` field where present).
+    """
+    if path is None and hub is None:
+        hub = HUB_MATHOCTOPUS_PARALLEL
+    wanted = None if langs is None else {_check_lang(c, "langs") for c in langs}
+    out = []
+    for where, row in iter_rows(path, hub, **hub_kwargs):
+        prompt = _string(row, "prompt", where)
+        lang = _mathoctopus_lang(row, prompt, where)
+        if wanted is not None and lang not in wanted:
+            continue
+        m = _INSTRUCTION.search(prompt)
+        question = (m.group(1) if m else prompt).strip()
+        out.append(Example(question, _string(row, "chosen", where), lang=lang, source=source, kind=RESPONSE))
+    if not out:
+        raise SlamError(f"{path or hub}: no rows" + (f" in languages {sorted(wanted)}" if wanted else ""))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Mixing files by weight
+# ---------------------------------------------------------------------------------------
+
+
+def _weighted(item: Any) -> tuple[str, float | None]:
+    if isinstance(item, tuple | list):
+        path, weight = item
+        return str(path), (None if weight is None else float(weight))
+    path, sep, weight = str(item).rpartition(":")
+    if sep and path and not Path(str(item)).exists():
+        try:
+            return path, float(weight)
+        except ValueError:
+            pass
+    return str(item), None
+
+
+def read_training_data(paths_with_weights: Iterable[Any] | dict[str, float], seed: int = 0) -> list[Example]:
+    """Read Alpaca files (or ``slam data build`` directories) and mix them.
+
+    Items are ``PATH``, ``PATH:WEIGHT`` or ``(PATH, WEIGHT)``; a dict maps path -> weight.
+    Without weights every row is used once, in order. With weights, they are shares of a
+    mixture as large as all files together: file *i* gives ``round(w_i / sum(w) * N)`` rows,
+    drawn without replacement (seeded), repeating only when the file is too small; the
+    result is shuffled with the same seed.
+    """
+    items = (
+        list(paths_with_weights.items()) if isinstance(paths_with_weights, dict) else list(paths_with_weights)
+    )
+    if not items:
+        raise SlamError("no training files given")
+    parts = []
+    for item in items:
+        path, weight = _weighted(item)
+        if weight is not None and weight <= 0:
+            raise SlamError(f"{path}: weight must be positive, got {weight}")
+        p = Path(path)
+        parts.append((weight, read_alpaca(p / "train.jsonl" if p.is_dir() else p)))
+    if all(w is None for w, _ in parts):
+        return [e for _, rows in parts for e in rows]
+    if any(w is None for w, _ in parts):
+        raise SlamError("give a weight to every training file or to none (a.jsonl:0.7,b.jsonl:0.3)")
+    rng = random.Random(seed)
+    total = sum(len(rows) for _, rows in parts)
+    total_w = sum(w for w, _ in parts)
+    mixed: list[Example] = []
+    for w, rows in parts:
+        want = max(1, round(w / total_w * total))
+        order: list[int] = []
+        while len(order) < want:
+            idx = list(range(len(rows)))
+            rng.shuffle(idx)
+            order += idx
+        mixed += [rows[i] for i in order[:want]]
+    rng.shuffle(mixed)
+    return mixed

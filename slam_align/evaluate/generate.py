@@ -1,0 +1,222 @@
+"""Generation backends for evaluation: Transformers (always) and vLLM (when installed).
+
+Both take rendered prompts and return the continuation text cut at the first stop
+sequence, greedily decoded. The Transformers backend batches prompts of similar length
+(sorted, left-padded), uses the KV cache, stops each row at EOS or a stop string, and runs
+in bf16 on a GPU. vLLM does its own continuous batching; the outputs have the same shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from slam_align.errors import SlamError
+from slam_align.evaluate.extract import cut_at_stop
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("transformers", "vllm")
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str  # the continuation, cut at the first stop sequence
+    num_tokens: int  # tokens generated (before the cut)
+
+
+def resolve_device(device: str | None) -> str:
+    import torch
+
+    if device:
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def resolve_dtype(dtype: str, device: str):
+    """'auto' -> bf16 on a GPU that supports it, else fp32 (CPU half precision is slow and lossy)."""
+    import torch
+
+    if dtype == "auto":
+        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float16 if device.startswith("cuda") else torch.float32
+    names = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32", "half": "float16", "float": "float32"}
+    value = getattr(torch, names.get(dtype, dtype), None)
+    if not isinstance(value, torch.dtype):
+        raise SlamError(f"unknown --dtype '{dtype}'; expected auto, bf16, fp16 or fp32")
+    return value
+
+
+def load_tokenizer_for_generation(model: str):
+    """The model's tokenizer, set up for batched generation: left padding and a pad token."""
+    try:
+        from slam_align.models.loading import load_tokenizer
+    except ImportError:  # engineer A's loader not there: Transformers directly
+        load_tokenizer = None
+    try:
+        if load_tokenizer is not None:
+            tokenizer = load_tokenizer(model)
+        else:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(model)
+    except SlamError:
+        raise
+    except Exception as e:
+        raise SlamError(f"could not load the tokenizer of '{model}': {type(e).__name__}: {e}") from None
+    tokenizer.padding_side = "left"  # generation appends on the right: prompts must end together
+    if tokenizer.pad_token_id is None:
+        if tokenizer.eos_token_id is None:
+            raise SlamError(f"tokenizer of '{model}' has neither a pad nor an EOS token; cannot batch prompts")
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model_for_generation(model: str, dtype: str = "auto", device: str | None = None):
+    import torch
+
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
+    try:
+        from slam_align.models.loading import load_model
+    except ImportError:
+        load_model = None
+    try:
+        if load_model is not None:
+            m = load_model(model, dtype=torch_dtype, device=device)
+        else:
+            from transformers import AutoModelForCausalLM
+
+            m = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(device)
+    except SlamError:
+        raise
+    except Exception as e:
+        raise SlamError(f"could not load model '{model}': {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
+    m.eval()
+    return m
+
+
+class TransformersBackend:
+    """Batched greedy generation with ``model.generate`` (left padding, KV cache, stop strings)."""
+
+    name = "transformers"
+
+    def __init__(self, model: str, dtype: str = "auto", device: str | None = None, model_obj=None, tokenizer=None):
+        self.tokenizer = tokenizer or load_tokenizer_for_generation(model)
+        self.tokenizer.padding_side = "left"
+        self.model = model_obj if model_obj is not None else load_model_for_generation(model, dtype, device)
+        self.device = next(self.model.parameters()).device
+
+    def prompt_lengths(self, prompts: Sequence[str], add_special_tokens: bool = True) -> list[int]:
+        ids = self.tokenizer(list(prompts), add_special_tokens=add_special_tokens)["input_ids"]
+        return [len(x) for x in ids]
+
+    def generate_batch(
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: int,
+        stop: Sequence[str] = (),
+        add_special_tokens: bool = True,
+    ) -> list[Generation]:
+        import torch
+
+        tok = self.tokenizer
+        enc = tok(list(prompts), return_tensors="pt", padding=True, add_special_tokens=add_special_tokens)
+        enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+        kwargs = dict(
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            use_cache=True,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=self.model.generation_config.eos_token_id or tok.eos_token_id,
+        )
+        # Sampling settings a checkpoint's generation_config may carry would only warn under greedy.
+        for key in ("temperature", "top_p", "top_k"):
+            kwargs[key] = None
+        if stop:
+            kwargs.update(stop_strings=list(stop), tokenizer=tok)
+        with torch.inference_mode():
+            out = self.model.generate(**enc, **kwargs)
+        new = out[:, enc["input_ids"].shape[1] :]
+        pad, eos = tok.pad_token_id, _as_set(kwargs["eos_token_id"])
+        results = []
+        for row in new.tolist():
+            n = _generated_length(row, pad, eos)
+            text = tok.decode(row[:n], skip_special_tokens=True)
+            results.append(Generation(cut_at_stop(text, stop), n))
+        return results
+
+
+def _as_set(x) -> set[int]:
+    if x is None:
+        return set()
+    return set(x) if isinstance(x, list | tuple | set) else {int(x)}
+
+
+def _generated_length(row: list[int], pad: int | None, eos: set[int]) -> int:
+    """Tokens up to and including the first EOS; trailing padding of finished rows excluded."""
+    for i, t in enumerate(row):
+        if t in eos:
+            return i + 1
+    n = len(row)
+    while n and pad is not None and row[n - 1] == pad and pad not in eos:
+        n -= 1
+    return n
+
+
+class VLLMBackend:
+    """vLLM's offline engine: greedy ``SamplingParams`` with the same stop strings."""
+
+    name = "vllm"
+
+    def __init__(self, model: str, dtype: str = "auto", tensor_parallel: int = 1):
+        try:
+            from vllm import LLM
+        except ImportError:
+            raise SlamError(
+                "--backend vllm needs the vllm package, which is not installed; "
+                "pip install 'slam-align[vllm]' or use --backend transformers"
+            ) from None
+        vdtype = {"auto": "auto", "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}.get(dtype, dtype)
+        self.llm = LLM(model=model, dtype=vdtype, tensor_parallel_size=tensor_parallel, seed=0)
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def prompt_lengths(self, prompts: Sequence[str], add_special_tokens: bool = True) -> list[int]:
+        return [len(x) for x in self.tokenizer(list(prompts), add_special_tokens=add_special_tokens)["input_ids"]]
+
+    def generate_batch(
+        self, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str] = (), add_special_tokens: bool = True
+    ) -> list[Generation]:
+        from vllm import SamplingParams
+
+        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop=list(stop) or None)
+        if add_special_tokens:
+            outputs = self.llm.generate(list(prompts), params, use_tqdm=False)
+        else:  # chat-template prompts already hold BOS: pass token ids so none is added
+            ids = self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+            outputs = self.llm.generate([{"prompt_token_ids": x} for x in ids], params, use_tqdm=False)
+        return [Generation(cut_at_stop(o.outputs[0].text, stop), len(o.outputs[0].token_ids)) for o in outputs]
+
+
+def make_backend(name: str, model: str, dtype: str = "auto", device: str | None = None, tensor_parallel: int = 1):
+    if name == "transformers":
+        return TransformersBackend(model, dtype=dtype, device=device)
+    if name == "vllm":
+        return VLLMBackend(model, dtype=dtype, tensor_parallel=tensor_parallel)
+    raise SlamError(f"unknown --backend '{name}'; expected one of: {', '.join(BACKENDS)}")
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """Indices grouped into batches of similar prompt length, longest first.
+
+    Similar lengths mean little padding; longest first means an out-of-memory error
+    shows up in the first batch, not after an hour.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]

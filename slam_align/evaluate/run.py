@@ -1,0 +1,338 @@
+"""``slam eval``: generate answers to benchmark problems, score them, write a run directory.
+
+``evaluate(EvalOptions(...))`` is the Python API (the demo calls it); ``eval_cli`` is the
+command. The run directory holds:
+
+- ``predictions.jsonl``: one line per problem (``benchmark``, ``lang``, ``id``, ``index``,
+  ``question``, ``prediction``, ``extracted``, ``answer``, ``correct``, ``num_tokens``),
+  appended and flushed after every batch. A restarted run skips the problems already
+  there (resume), drops a half-written last line, and never writes a duplicate;
+  it refuses a directory made with another model or generation set-up.
+- ``metrics.json`` (see :mod:`slam_align.evaluate.report`), ``results.md`` (table),
+  ``accuracy.png`` (bar chart), ``config.yaml``, ``timing.json``, ``README.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from slam_align.config import option, options_to_dict
+from slam_align.data.prompts import DEFAULT_PROMPT, get_prompt
+from slam_align.errors import SlamError
+from slam_align.evaluate.generate import BACKENDS, length_sorted_batches, make_backend
+from slam_align.evaluate.report import compute_metrics, markdown_table, metrics_chart, pct
+from slam_align.evaluate.score import score_row
+from slam_align.io import (
+    atomic_write_json,
+    atomic_write_jsonl,
+    atomic_write_text,
+    atomic_write_yaml,
+    dumps_json,
+    environment_versions,
+    write_run_readme,
+)
+
+log = logging.getLogger(__name__)
+
+PREDICTIONS = "predictions.jsonl"
+RUN_FILES = (PREDICTIONS, "metrics.json", "results.md", "accuracy.png", "timing.json", "README.md", "config.yaml")
+# What makes two runs' generations comparable: a resumed run must match all of these.
+IDENTITY_KEYS = ("model", "prompt", "cot", "max_new_tokens", "backend", "dtype")
+
+
+@dataclass
+class EvalOptions:
+    model: str = option(help="model to evaluate: hub id or local directory")
+    output: str = option(help="run directory (predictions.jsonl, metrics.json, results.md, accuracy.png)")
+    benchmark: list[str] = option(
+        ["mgsm", "msvamp"], help="benchmarks, comma-separated: mgsm, msvamp, gsm8k, jsonl:PATH"
+    )
+    langs: list[str] | None = option(
+        None, help="languages, comma-separated (default: the paper's 10 that each benchmark has; 'all')"
+    )
+    data_dir: str | None = option(None, help="local benchmark files (folder of mgsm/, msvamp/, gsm8k/); default: hub")
+    limit: int | None = option(None, help="only the first N problems of every language")
+    prompt: str = option(DEFAULT_PROMPT, help="prompt template (slam_align.data.prompts): alpaca, mathoctopus, ...")
+    cot: bool = option(False, help="append \"Let's think step by step.\" to the prompt (MetaMath's evaluation)")
+    max_new_tokens: int = option(512, help="generation budget per problem")
+    batch_size: int = option(32, help="prompts per generate() call (transformers backend)")
+    backend: str = option("transformers", choices=list(BACKENDS), help="generation engine")
+    dtype: str = option("auto", help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16 or fp32")
+    device: str | None = option(None, help="torch device (default: cuda when available, else cpu)")
+    tensor_parallel: int = option(1, help="GPUs per model (vllm backend)")
+    bootstrap: int = option(1000, help="bootstrap resamples for the 95%% intervals (0: none)")
+    seed: int = option(0, help="seed of the bootstrap")
+    overwrite: bool = option(False, help="discard an existing run in --output made with another set-up")
+    progress: bool = option(True, help="show a progress bar")
+
+
+def _check(options: EvalOptions) -> None:
+    if options.batch_size < 1:
+        raise SlamError(f"--batch-size must be >= 1, got {options.batch_size}")
+    if options.max_new_tokens < 1:
+        raise SlamError(f"--max-new-tokens must be >= 1, got {options.max_new_tokens}")
+    if options.limit is not None and options.limit < 1:
+        raise SlamError(f"--limit must be >= 1, got {options.limit}")
+    if options.bootstrap < 0:
+        raise SlamError(f"--bootstrap must be >= 0, got {options.bootstrap}")
+    if options.backend not in BACKENDS:
+        raise SlamError(f"unknown --backend '{options.backend}'; expected one of: {', '.join(BACKENDS)}")
+    if not options.benchmark:
+        raise SlamError("--benchmark is empty; expected e.g. mgsm,msvamp")
+    model = str(options.model)
+    looks_local = model.startswith(("/", ".", "~")) or model.count("/") > 1
+    if looks_local and not Path(model).expanduser().exists():
+        raise SlamError(f"--model {model}: no such directory (expected a local model directory or a hub id)")
+
+
+def load_problems(options: EvalOptions) -> tuple[list, list[str]]:
+    """(problems, benchmark names in order). With several benchmarks, each gets the asked
+    languages it has (MSVAMP has no Telugu, GSM8K is English only)."""
+    from slam_align.data.benchmarks import BENCHMARK_LANGS, load_benchmark, parse_benchmarks
+
+    names = parse_benchmarks(options.benchmark)
+    langs = options.langs
+    problems, order = [], []
+    for name in names:
+        wanted = langs
+        key = name.lower()
+        if langs and langs != ["all"] and len(names) > 1 and key in BENCHMARK_LANGS:
+            wanted = [lang for lang in langs if lang in BENCHMARK_LANGS[key]]
+            if not wanted:
+                log.warning("%s has none of the languages %s: skipped", name, ",".join(langs))
+                continue
+            skipped = [lang for lang in langs if lang not in BENCHMARK_LANGS[key]]
+            if skipped:
+                log.info("%s has no %s: those languages are skipped for it", name, ",".join(skipped))
+        rows = load_benchmark(name if name.startswith("jsonl:") else key, wanted, options.data_dir, options.limit)
+        if not rows:
+            raise SlamError(f"{name}: no problems to evaluate")
+        problems += rows
+        order += [p.benchmark for p in rows[:1]]
+    if not problems:
+        raise SlamError("no problems to evaluate: check --benchmark and --langs")
+    return problems, list(dict.fromkeys(order))
+
+
+def identity(options: EvalOptions) -> dict:
+    model = Path(options.model)
+    return {
+        # A local model by its absolute path ("./m" and "m" are the same model); a hub id as given.
+        "model": str(model.resolve()) if model.exists() else str(options.model),
+        "prompt": get_prompt(options.prompt).id,
+        "cot": options.cot,
+        "max_new_tokens": options.max_new_tokens,
+        "backend": options.backend,
+        "dtype": options.dtype,
+    }
+
+
+def _read_existing(out: Path) -> tuple[list[dict], bool]:
+    """Rows already in ``predictions.jsonl`` (first of any duplicate id); whether a broken
+    last line (a run killed mid-write) was dropped."""
+    path = out / PREDICTIONS
+    if not path.is_file():
+        return [], False
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows, seen, broken = [], set(), False
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if lineno == len(lines):  # the interrupted write: redo that problem
+                broken = True
+                continue
+            raise SlamError(f"{path}: line {lineno}: not valid JSON; fix or delete the file") from None
+        if not isinstance(row, dict) or "id" not in row:
+            raise SlamError(f"{path}: line {lineno}: expected a prediction object with an 'id'")
+        if row["id"] in seen:
+            broken = True
+            continue
+        seen.add(row["id"])
+        rows.append(row)
+    return rows, broken
+
+
+def prepare_run_dir(options: EvalOptions) -> Path:
+    """Create ``--output`` or check that the run in it can be continued with these options."""
+    out = Path(options.output)
+    if out.exists() and not out.is_dir():
+        raise SlamError(f"{out}: --output exists and is not a directory")
+    config_path = out / "config.yaml"
+    if out.is_dir() and any(out.iterdir()):
+        if not config_path.is_file() and not options.overwrite:
+            raise SlamError(f"{out}: directory is not empty and holds no slam eval run; choose another --output")
+        if config_path.is_file():
+            import yaml
+
+            try:
+                saved = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError:
+                saved = {}
+            if not isinstance(saved, dict) or "identity" not in saved:
+                if not options.overwrite:
+                    raise SlamError(f"{config_path}: not a slam eval run; choose another --output")
+                saved = {"identity": identity(options)}
+            old = saved["identity"]
+            mine = identity(options)
+            diff = [k for k in IDENTITY_KEYS if str(old.get(k)) != str(mine[k])]
+            if diff and not options.overwrite:
+                k = diff[0]
+                raise SlamError(
+                    f"{out}: holds a run with {k}={old.get(k)!r}, not {mine[k]!r}; results of different set-ups "
+                    "are never mixed: choose another --output or pass --overwrite"
+                )
+        if options.overwrite:  # asked for explicitly: start this run's files afresh
+            for name in RUN_FILES:
+                if (out / name).is_file():
+                    (out / name).unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _render_prompts(problems, template, cot: bool, tokenizer) -> list[str]:
+    return [template.render(p.question, lang=p.lang, cot=cot, tokenizer=tokenizer) for p in problems]
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="slam eval", unit="problem", disable=not enabled, leave=False)
+
+
+def generate_missing(options: EvalOptions, problems, out: Path, timing: dict) -> None:
+    """Generate every problem not yet in ``predictions.jsonl``, appending one batch at a time."""
+    existing, broken = _read_existing(out)
+    path = out / PREDICTIONS
+    if broken:  # rewrite without the half-written / duplicate lines before appending
+        atomic_write_jsonl(path, existing)
+    done = {r["id"] for r in existing}
+    todo = [p for p in problems if p.id not in done]
+    timing["problems_resumed"] = len(problems) - len(todo)
+    timing["problems_generated"] = len(todo)
+    if not todo:
+        return
+    template = get_prompt(options.prompt)
+    t0 = time.perf_counter()
+    backend = make_backend(options.backend, options.model, options.dtype, options.device, options.tensor_parallel)
+    timing["load_seconds"] = time.perf_counter() - t0
+    prompts = _render_prompts(todo, template, options.cot, backend.tokenizer)
+    add_special = not template.uses_chat_template  # a chat template already writes BOS
+    lengths = backend.prompt_lengths(prompts, add_special_tokens=add_special)
+    stop = template.stop
+    chunk = options.batch_size if options.backend == "transformers" else max(options.batch_size, 256)
+    tokens = 0
+    t1 = time.perf_counter()
+    bar = _progress(len(problems), len(problems) - len(todo), options.progress)
+    with open(path, "a", encoding="utf-8") as f:
+        for batch in length_sorted_batches(lengths, chunk):
+            gens = backend.generate_batch(
+                [prompts[i] for i in batch], options.max_new_tokens, stop, add_special_tokens=add_special
+            )
+            lines = []
+            for i, g in zip(batch, gens):
+                p = todo[i]
+                row = {
+                    "benchmark": p.benchmark,
+                    "lang": p.lang,
+                    "id": p.id,
+                    "index": p.index,
+                    "question": p.question,
+                    "prediction": g.text,
+                    "answer": p.answer,
+                    "num_tokens": g.num_tokens,
+                }
+                scored = score_row(row, where=p.id)
+                row["extracted"], row["correct"] = scored["extracted"], scored["correct"]
+                lines.append(dumps_json(row, indent=None) + "\n")
+                tokens += g.num_tokens
+            f.write("".join(lines))  # one write per batch: a kill loses at most this batch
+            f.flush()
+            os.fsync(f.fileno())
+            bar.update(len(batch))
+    bar.close()
+    timing["generate_seconds"] = time.perf_counter() - t1
+    timing["tokens_generated"] = tokens
+    timing["problems_per_second"] = len(todo) / max(timing["generate_seconds"], 1e-9)
+    timing["tokens_per_second"] = tokens / max(timing["generate_seconds"], 1e-9)
+    timing["device"] = str(getattr(backend, "device", "vllm"))
+
+
+def evaluate(options: EvalOptions) -> dict:
+    """Run the evaluation described by ``options``; return the metrics (also in ``metrics.json``)."""
+    start = time.perf_counter()
+    _check(options)
+    template = get_prompt(options.prompt)
+    problems, order = load_problems(options)
+    out = prepare_run_dir(options)
+    config = {
+        **options_to_dict(options),
+        "identity": identity(options),
+        "prompt_id": template.id,
+        "problems": len(problems),
+        "versions": environment_versions(),
+    }
+    atomic_write_yaml(out / "config.yaml", config)
+    timing: dict = {"backend": options.backend, "batch_size": options.batch_size}
+    generate_missing(options, problems, out, timing)
+
+    # Score exactly the problems asked for now (a directory may hold more from earlier calls).
+    rows_by_id = {r["id"]: r for r in _read_existing(out)[0]}
+    missing = [p.id for p in problems if p.id not in rows_by_id]
+    if missing:
+        raise SlamError(f"{out / PREDICTIONS}: no prediction for {missing[0]} after generation")
+    rows = [rows_by_id[p.id] for p in problems]
+    metrics = compute_metrics(rows, n_boot=options.bootstrap, seed=options.seed, benchmark_order=order)
+    metrics = {
+        "model": options.model,
+        "prompt": template.id,
+        "cot": options.cot,
+        **metrics,
+    }
+    atomic_write_json(out / "metrics.json", metrics)
+    table = markdown_table(metrics)
+    atomic_write_text(out / "results.md", f"# slam eval: {options.model}\n\n{table}")
+    metrics_chart(metrics, out / "accuracy.png", f"{Path(options.model).name or options.model} ({template.id})")
+    timing["total_seconds"] = time.perf_counter() - start
+    timing["problems"] = len(problems)
+    atomic_write_json(out / "timing.json", timing)
+    _write_readme(out, options, metrics, timing, table)
+    return metrics
+
+
+def _write_readme(out: Path, options: EvalOptions, metrics: dict, timing: dict, table: str) -> None:
+    summary = (
+        f"average {pct(metrics['average'])}%, non-English average {pct(metrics['average_non_en'])}%, "
+        f"no extractable answer in {pct(metrics['no_answer_rate'])}% of outputs ({metrics['benchmark']})"
+    )
+    write_run_readme(
+        out / "README.md",
+        f"slam eval: {options.model}",
+        {
+            "Set-up": f"benchmarks {', '.join(metrics['benchmarks'])}; prompt `{metrics['prompt']}`"
+            f"{' + CoT trigger' if options.cot else ''}; greedy, max {options.max_new_tokens} new tokens; "
+            f"backend {options.backend}; {timing['problems']} problems "
+            f"({timing.get('problems_generated', 0)} generated now, {timing.get('problems_resumed', 0)} resumed).",
+            "Summary": summary,
+            "Accuracy (%)": table,
+            "Files": "`predictions.jsonl` every generation with its extracted and gold answer; "
+            "`metrics.json` accuracy per language (fraction 0..1), averages, 95% bootstrap intervals, "
+            "no-answer rate; `results.md` and `accuracy.png` the same as a table and a chart; "
+            "`config.yaml` the options; `timing.json` time and throughput. "
+            "`slam score --predictions predictions.jsonl` re-scores the generations.",
+        },
+    )
+
+
+def eval_cli(options: EvalOptions) -> int:
+    metrics = evaluate(options)
+    print(markdown_table(metrics))
+    print(f"wrote {Path(options.output) / 'metrics.json'}")
+    return 0

@@ -1,0 +1,127 @@
+"""``slam score``: re-score saved generations with today's answer extraction.
+
+Any JSONL with ``lang``, ``prediction`` and ``answer`` per line works (``slam eval``'s
+``predictions.jsonl``, or another tool's output), so old runs benefit from extraction
+fixes. ``slam eval`` computes its own metrics through the same function, which is why
+scoring a run's predictions reproduces its ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from slam_align.config import option
+from slam_align.data.prompts import PROMPTS
+from slam_align.errors import SlamError
+from slam_align.evaluate.extract import answers_match, extract_answer, parse_gold
+from slam_align.evaluate.report import compute_metrics, order_langs, pct
+from slam_align.io import dumps_json
+
+
+def evaluation_stops() -> tuple[str, ...]:
+    """Every registered template's stop sequences: extraction cuts at any of them.
+
+    The same set in ``slam eval`` and ``slam score`` (which may not know the template),
+    so that both extract the same answer from the same text.
+    """
+    return tuple(dict.fromkeys(s for t in PROMPTS.values() for s in t.stop))
+
+
+def score_row(row: dict, where: str = "row", stop: Sequence[str] | None = None) -> dict:
+    """``row`` plus ``extracted`` and ``correct`` recomputed from ``prediction`` and ``answer``."""
+    for name in ("lang", "answer"):
+        if row.get(name) is None:
+            raise SlamError(f"{where}: missing field '{name}'")
+    if "prediction" not in row:
+        raise SlamError(f"{where}: missing field 'prediction'")
+    prediction = row["prediction"]
+    if prediction is not None and not isinstance(prediction, str):
+        raise SlamError(f"{where}: field 'prediction' must be a string, got {type(prediction).__name__}")
+    gold = parse_gold(row["answer"])
+    if gold is None:
+        raise SlamError(f"{where}: field 'answer' is not a number: {row['answer']!r}")
+    lang = str(row["lang"])
+    extracted = extract_answer(prediction, lang, stop=evaluation_stops() if stop is None else stop)
+    return {**row, "lang": lang, "extracted": extracted, "answer": gold, "correct": answers_match(extracted, gold)}
+
+
+def score_predictions(rows: Sequence[dict], n_boot: int = 1000, seed: int = 0, source: str = "predictions"):
+    """(re-scored rows, metrics) for ``rows``; errors name ``source`` and the row's line."""
+    scored = []
+    for i, r in enumerate(rows):
+        where = f"{source}: line {r.get('_line', i + 1)}"
+        scored.append({k: v for k, v in score_row(r, where).items() if k != "_line"})
+    return scored, compute_metrics(scored, n_boot=n_boot, seed=seed)
+
+
+def read_predictions(path: str | Path) -> list[dict]:
+    """JSON Lines with each row's line number kept (``_line``) for error messages."""
+    path = Path(path)
+    if not path.is_file():
+        raise SlamError(f"{path}: predictions file not found")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise SlamError(f"{path}: line {lineno}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise SlamError(f"{path}: line {lineno}: expected a JSON object, got {type(row).__name__}")
+            row["_line"] = lineno
+            rows.append(row)
+    if not rows:
+        raise SlamError(f"{path}: no predictions in the file")
+    return rows
+
+
+@dataclass
+class ScoreOptions:
+    predictions: str = option(help="JSONL file with lang, prediction and answer per line (e.g. predictions.jsonl)")
+    json: bool = option(False, help="print one JSON object (accuracy per language, average, ...) instead of a table")
+    bootstrap: int = option(1000, help="bootstrap resamples for the 95%% intervals (0: none)")
+    seed: int = option(0, help="seed of the bootstrap")
+    output: str | None = option(None, help="also write the metrics JSON to this file")
+
+
+def score_cli(options: ScoreOptions) -> int:
+    if options.bootstrap < 0:
+        raise SlamError(f"--bootstrap must be >= 0, got {options.bootstrap}")
+    rows = read_predictions(options.predictions)
+    scored, metrics = score_predictions(rows, n_boot=options.bootstrap, seed=options.seed, source=options.predictions)
+    changed = sum(
+        1 for old, new in zip(rows, scored) if "correct" in old and bool(old["correct"]) != bool(new["correct"])
+    )
+    metrics["rescored"] = {"rows": len(scored), "changed_vs_file": changed}
+    if options.output:
+        from slam_align.io import atomic_write_json
+
+        atomic_write_json(options.output, metrics)
+    if options.json:
+        print(dumps_json(metrics, indent=None))
+        return 0
+    print(format_scores(metrics))
+    print(f"{len(scored)} predictions; {changed} scored differently from the file's 'correct' field")
+    return 0
+
+
+def format_scores(metrics: dict) -> str:
+    lines = []
+    for name, m in metrics["benchmarks"].items():
+        lines.append(f"{name}:")
+        for lang in order_langs(m["accuracy"]):
+            lo, hi = (m["ci95"]["accuracy"].get(lang) or [None, None])[:2]
+            ci = f"  [{pct(lo)}, {pct(hi)}]" if lo is not None else ""
+            lines.append(
+                f"  {lang:>8}  {pct(m['accuracy'][lang]):>5}%  ({m['correct'][lang]}/{m['n'][lang]}){ci}"
+                f"  no answer {pct(m['no_answer_rate_per_lang'][lang])}%"
+            )
+        lines.append(f"  {'average':>8}  {pct(m['average']):>5}%")
+        if m["average_non_en"] is not None:
+            lines.append(f"  {'non-en':>8}  {pct(m['average_non_en']):>5}%")
+    return "\n".join(lines)

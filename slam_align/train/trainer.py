@@ -1,0 +1,166 @@
+"""The one Trainer set-up every method shares (Transformers ``Trainer``, no hand-written loop).
+
+The engines (DDP under ``torchrun`` / ``accelerate launch``, DeepSpeed ZeRO, FSDP) come
+from Transformers/accelerate; here we only translate ``TrainOptions`` into
+``TrainingArguments`` and check what matters for selective tuning: the optimizer holds
+the trainable parameters only (``Trainer.create_optimizer`` filters on ``requires_grad``),
+so frozen tensors get neither gradients nor optimizer state.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from slam_align.data.tokenize import MaskedCollator, pad_token_id
+from slam_align.errors import SlamError
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def accumulation_steps(options) -> int:
+    """Gradient accumulation: given, or derived from the effective (global) batch size."""
+    if not options.effective_batch_size:
+        return options.gradient_accumulation_steps
+    per_step = options.per_device_train_batch_size * world_size()
+    if options.effective_batch_size % per_step:
+        raise SlamError(
+            f"effective-batch-size {options.effective_batch_size} is not a multiple of "
+            f"micro-batch {options.per_device_train_batch_size} x {world_size()} processes"
+        )
+    return options.effective_batch_size // per_step
+
+
+def training_arguments(options, output_dir: str | Path, seed: int | None = None):
+    from transformers import TrainingArguments
+
+    cuda = torch.cuda.is_available()
+    kwargs = dict(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=options.per_device_train_batch_size,
+        gradient_accumulation_steps=accumulation_steps(options),
+        max_steps=options.max_steps,
+        num_train_epochs=options.num_train_epochs,
+        learning_rate=options.learning_rate,
+        lr_scheduler_type=options.lr_scheduler_type,
+        warmup_steps=options.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        weight_decay=options.weight_decay,
+        max_grad_norm=options.max_grad_norm,
+        seed=options.seed if seed is None else seed,
+        bf16=options.bf16,
+        logging_strategy="steps",
+        logging_steps=options.logging_steps,
+        save_strategy="steps" if options.save_steps > 0 else "no",
+        save_steps=max(options.save_steps, 1),
+        save_total_limit=options.save_total_limit,
+        report_to="none",
+        disable_tqdm=not options.progress,
+        include_num_input_tokens_seen="non_padding",
+        remove_unused_columns=False,  # our features are exactly the model's inputs
+        dataloader_num_workers=0,
+        dataloader_pin_memory=cuda,
+        # Every trainable parameter is used in every step: no unused-parameter search.
+        ddp_find_unused_parameters=False,
+        deepspeed=options.deepspeed,
+        fsdp=options.fsdp or None,
+        fsdp_config=options.fsdp_config,
+    )
+    if not cuda and world_size() > 1:
+        kwargs["ddp_backend"] = "gloo"
+    if options.gradient_checkpointing:
+        # Non-reentrant checkpointing works when a block's input does not require grad
+        # (frozen embeddings); apply_plan also enables input grads for the reentrant kind.
+        kwargs["activation_checkpointing"] = True
+        kwargs["activation_checkpointing_kwargs"] = {"use_reentrant": False}
+    return TrainingArguments(**kwargs)
+
+
+def _trainer_classes():
+    from transformers import Trainer, TrainerCallback
+
+    class SlamTrainer(Trainer):
+        """The stock Trainer; partially trainable fused tensors get no weight decay."""
+
+        no_decay: frozenset = frozenset()
+
+        def get_decay_parameter_names(self, model) -> list[str]:
+            return [n for n in super().get_decay_parameter_names(model) if n not in self.no_decay]
+
+    class RestoreFrozenSlices(TrainerCallback):
+        """Fused gate_up under ``ffn``: put the frozen gate half back after every optimizer step.
+
+        The plan's gradient hook already zeroes that half's gradient (so AdamW does not move
+        it); this makes it exact for any optimizer at the cost of one small copy per step.
+        """
+
+        def on_optimizer_step(self, args, state, control, model=None, **kwargs):
+            from slam_align.models.plan import restore_frozen_slices
+
+            restore_frozen_slices(model)
+
+    return SlamTrainer, RestoreFrozenSlices
+
+
+def build_trainer(model, tokenizer, dataset, options, output_dir, plan=None, seed: int | None = None):
+    """A Trainer for ``model`` (already frozen by its recipe's plan) on a tokenised dataset."""
+    SlamTrainer, RestoreFrozenSlices = _trainer_classes()
+    args = training_arguments(options, output_dir, seed=seed)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise SlamError("nothing to train: the plan left every parameter frozen")
+    partial = dict(getattr(plan, "partial", None) or {}) if getattr(plan, "method", "") != "lora" else {}
+    trainer = SlamTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        data_collator=MaskedCollator(pad_token_id(tokenizer)),
+        processing_class=tokenizer,
+        callbacks=[RestoreFrozenSlices()] if partial else None,
+    )
+    trainer.no_decay = frozenset(partial)
+    return trainer
+
+
+def optimizer_state_bytes(trainer) -> int:
+    """Bytes held by the optimizer's state tensors (AdamW: two per trainable element)."""
+    opt = getattr(trainer, "optimizer", None)
+    opt = getattr(opt, "optimizer", opt)  # accelerate wraps it
+    total = 0
+    for state in getattr(opt, "state", {}).values():
+        for v in state.values():
+            if torch.is_tensor(v):
+                total += v.numel() * v.element_size()
+    return total
+
+
+def count_params(model) -> tuple[int, int]:
+    """(trainable, total) elements; DeepSpeed ZeRO-3 partitions keep their full size in ``ds_numel``."""
+    trainable = total = 0
+    for p in model.parameters():
+        n = getattr(p, "ds_numel", p.numel())
+        total += n
+        if p.requires_grad:
+            trainable += n
+    return trainable, total
+
+
+def peak_memory() -> dict:
+    if torch.cuda.is_available():
+        return {
+            "peak_memory_bytes": int(torch.cuda.max_memory_allocated()),
+            "peak_memory_kind": "gpu_max_allocated",
+        }
+    import resource
+
+    # Linux reports ru_maxrss in KiB; it is the process' peak so far (loading included).
+    return {
+        "peak_memory_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
+        "peak_memory_kind": "cpu_max_rss",
+    }

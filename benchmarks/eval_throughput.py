@@ -6,7 +6,10 @@ per problem (batch of one, so no padding and no batching), greedy, until EOS or
 ``evaluate(EvalOptions(...))`` (length-sorted batches, left padding, KV cache, stop
 sequences, writing predictions and metrics as it goes). Same tiny random Llama (built here
 from its config class, tokenizer trained on MGSM text), same prompts, same
-``max_new_tokens``, one run each; the model is loaded before either clock starts.
+``max_new_tokens``, one pass over the problems each; the model is loaded before either
+clock starts. The two are interleaved chunk by chunk (naive on a chunk, then ``slam eval``
+resuming its run directory with that chunk) so that load from other processes on this
+shared machine hits both alike; ``slam eval``'s time is its ``timing.json`` generation time.
 
 A random model never writes EOS or a stop sequence, so every problem runs the full
 ``max_new_tokens`` in both: the speed-up measured here comes from batching alone. On a
@@ -50,25 +53,33 @@ def problems(langs: list[str], per_lang: int) -> list[dict]:
 def build_model(out: Path, hidden: int, layers: int, questions: list[str]) -> Path:
     from slam_align.models.tiny import build_tiny_model, train_bpe_tokenizer
 
-    corpus = questions + ["Below is an instruction that describes a task. ### Instruction: ### Response:"] * 10
+    corpus = (
+        questions + ["Below is an instruction that describes a task. ### Instruction: ### Response:"] * 10
+    )
     tok = train_bpe_tokenizer(corpus, vocab_size=1024, output_dir=out)
     build_tiny_model("llama", tok, seed=0, output_dir=out, hidden=hidden, num_layers=layers)
     return out
 
 
-def naive_loop(model_dir: Path, prompts: list[str], max_new_tokens: int) -> tuple[float, list[str]]:
-    """The baselines' loop: one generate() per problem, batch of one, no stop sequences."""
-    import torch
+def load_naive(model_dir: Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(model_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir)).eval()
+    return tok, AutoModelForCausalLM.from_pretrained(str(model_dir)).eval()
+
+
+def naive_loop(tok, model, prompts: list[str], max_new_tokens: int) -> tuple[float, list[str]]:
+    """The baselines' loop: one generate() per problem, batch of one, no stop sequences."""
+    import torch
+
     texts = []
     start = time.perf_counter()
     with torch.inference_mode():
         for prompt in prompts:
             ids = tok(prompt, return_tensors="pt").input_ids
-            out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
+            out = model.generate(
+                ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id
+            )
             texts.append(tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
     return time.perf_counter() - start, texts
 
@@ -76,9 +87,10 @@ def naive_loop(model_dir: Path, prompts: list[str], max_new_tokens: int) -> tupl
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--langs", default="en,de,zh,bn", help="MGSM languages")
-    ap.add_argument("--per-lang", type=int, default=12, help="problems per language")
+    ap.add_argument("--per-lang", type=int, default=16, help="problems per language")
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--chunk-batches", type=int, default=1, help="batches per interleaved round")
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
@@ -92,7 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from slam_align.data.prompts import get_prompt
     from slam_align.evaluate.extract import cut_at_stop
-    from slam_align.evaluate.generate import TransformersBackend
     from slam_align.evaluate.run import EvalOptions, evaluate
 
     rows = problems(args.langs.split(","), args.per_lang)
@@ -102,22 +113,35 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         model_dir = build_model(tmp / "model", args.hidden, args.layers, [r["question"] for r in rows])
         bench = tmp / "problems.jsonl"
-        bench.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
-        naive_seconds, naive_texts = naive_loop(model_dir, prompts, args.max_new_tokens)
-
-        options = EvalOptions(
-            model=str(model_dir),
-            output=str(tmp / "run"),
-            benchmark=[f"jsonl:{bench}"],
-            max_new_tokens=args.max_new_tokens,
-            batch_size=args.batch_size,
-            progress=False,
-        )
-        start = time.perf_counter()
-        evaluate(options)
-        eval_wall = time.perf_counter() - start
-        timing = json.loads((tmp / "run" / "timing.json").read_text())
+        # Interleaved, one chunk of problems at a time (naive, then slam eval resuming its run
+        # with the new chunk), so that load from other processes on the machine hits both alike.
+        tok, model = load_naive(model_dir)
+        naive_seconds, ours, tokens, eval_wall = 0.0, 0.0, 0, 0.0
+        naive_texts: list[str] = []
+        chunk = args.batch_size * args.chunk_batches
+        for start in range(0, len(rows), chunk):
+            sec, texts = naive_loop(tok, model, prompts[start : start + chunk], args.max_new_tokens)
+            naive_seconds += sec
+            naive_texts += texts
+            bench.write_text(
+                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[: start + chunk]),
+                encoding="utf-8",
+            )
+            options = EvalOptions(
+                model=str(model_dir),
+                output=str(tmp / "run"),
+                benchmark=[f"jsonl:{bench}"],
+                max_new_tokens=args.max_new_tokens,
+                batch_size=args.batch_size,
+                progress=False,
+            )
+            t0 = time.perf_counter()
+            evaluate(options)
+            eval_wall += time.perf_counter() - t0
+            timing = json.loads((tmp / "run" / "timing.json").read_text())
+            ours += timing["generate_seconds"]
+            tokens += timing["tokens_generated"]
         preds = {
             (r["lang"], r["index"]): r["prediction"]
             for r in map(json.loads, (tmp / "run" / "predictions.jsonl").read_text().splitlines())
@@ -125,10 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         agree = sum(
             preds[(r["lang"], r["index"])] == cut_at_stop(t, template.stop) for r, t in zip(rows, naive_texts)
         ) / len(rows)
-        del TransformersBackend
 
     n = len(rows)
-    ours = timing["generate_seconds"]
     result = {
         "problems": n,
         "langs": args.langs,
@@ -141,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         "slam_eval": {
             "seconds": ours,
             "problems_per_second": n / ours,
-            "tokens_per_second": timing["tokens_per_second"],
+            "tokens_per_second": tokens / ours,
             "wall_seconds_including_load_and_scoring": eval_wall,
         },
         "speedup": naive_seconds / ours,

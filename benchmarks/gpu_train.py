@@ -119,6 +119,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--method-timeout", type=float, default=900, help="seconds per method's child process")
     p.add_argument("--output", help="also write the JSON here (atomically)")
+    p.add_argument("--table", nargs="+", metavar="JSON", help="print earlier reports as a Markdown table")
     p.add_argument("--child", help=argparse.SUPPRESS)  # internal: run one method
     p.add_argument("--child-output", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -202,7 +203,21 @@ def synthetic_features(
     return features
 
 
-def plan_estimate(config_json: Path, args, method: str, gpu_memory_gib: float) -> dict:
+def estimate_precision(dtype: str) -> str:
+    """``slam plan --precision`` matching what the Trainer holds for weights of ``dtype``:
+    bf16 weights -> bf16 AdamW states, no fp32 master copy (``bf16-pure``); fp32 -> ``fp32``."""
+    if dtype == "float32":
+        return "fp32"
+    try:
+        from slam_align.models.accounting import PRECISIONS
+    except ImportError:  # an accounting module without the pure-bf16 row
+        return "bf16"
+    return "bf16-pure" if "bf16-pure" in PRECISIONS else "bf16"
+
+
+def plan_estimate(
+    config_json: Path, args, method: str, gpu_memory_gib: float, precision: str | None = None
+) -> dict:
     """``slam plan --model CONFIG --method M --layers L --memory ...`` for the same settings."""
     from slam_align.models.planning import PlanOptions, describe_plan
 
@@ -216,7 +231,7 @@ def plan_estimate(config_json: Path, args, method: str, gpu_memory_gib: float) -
             micro_batch_size=args.micro_batch_size,
             seq_len=args.seq_len,
             zero=0,
-            precision="bf16" if args.dtype == "bfloat16" else "fp32",
+            precision=precision or estimate_precision(args.dtype),
             gradient_checkpointing=args.gradient_checkpointing,
             gpu_memory_gib=gpu_memory_gib,
         )
@@ -273,7 +288,8 @@ def _first_line(e: BaseException) -> str:
 
 def _out_of_memory(torch, e: BaseException) -> bool:
     """A device allocation failure, however the library reports it (cuBLAS names its own)."""
-    if isinstance(e, torch.OutOfMemoryError | MemoryError):
+    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+    if isinstance(e, oom | MemoryError):
         return True
     text = str(e)
     return "out of memory" in text.lower() or "ALLOC_FAILED" in text
@@ -281,7 +297,13 @@ def _out_of_memory(torch, e: BaseException) -> bool:
 
 def run_child(args) -> int:
     """Build the model, train ``args.child`` for warm-up + steps, write the result JSON."""
+    with tempfile.TemporaryDirectory(prefix="gpu_train_") as tmp:
+        return _run_child(args, Path(tmp))
+
+
+def _run_child(args, work: Path) -> int:
     import torch
+    import transformers
 
     from slam_align.io import atomic_write_json, environment_versions
     from slam_align.train.config import TrainOptions
@@ -297,8 +319,6 @@ def run_child(args) -> int:
     info = _device_info(torch, device)
     gpu_gib = info["total_memory_bytes"] / GIB if cuda else 80.0
     result: dict = {"method": method, "status": "started", "device": info, "bf16_autocast": bf16}
-    import transformers
-
     # The imported modules' own versions (a carried wheel on PYTHONPATH can shadow the metadata).
     result["versions"] = {
         **environment_versions(),
@@ -311,11 +331,16 @@ def run_child(args) -> int:
 
     stage = "prepare data"
     try:
-        work = Path(tempfile.mkdtemp(prefix="gpu_train_"))
         tokenizer, words = make_tokenizer(args.seed, args.prompt)
         config = model_config(args.config)
         config.save_pretrained(str(work / "model"))  # config.json only: what slam plan reads
-        result["estimate"] = plan_estimate(work / "model" / "config.json", args, method, gpu_gib)
+        config_json = work / "model" / "config.json"
+        result["estimate"] = plan_estimate(config_json, args, method, gpu_gib)
+        if result["estimate"]["memory"]["precision"] != "bf16" and args.dtype == "bfloat16":
+            # What `slam plan --memory` says with its default --precision bf16 (fp32 master + states).
+            result["estimate_precision_bf16"] = plan_estimate(config_json, args, method, gpu_gib, "bf16")[
+                "memory"
+            ]
         steps = args.warmup_steps + args.steps
         rows = steps * args.micro_batch_size
         features = synthetic_features(work, tokenizer, words, rows, args.seq_len, args.seed, args.prompt)
@@ -395,6 +420,7 @@ def run_child(args) -> int:
         tokens_seen=int(trainer.state.num_input_tokens_seen or 0),
         losses=losses,
         losses_finite=all(math.isfinite(x) for x in losses),
+        gradient_checkpointing_active=bool(getattr(model, "is_gradient_checkpointing", False)),
         optimizer_state_bytes=optimizer_state_bytes(trainer),
         optimizer=type(getattr(trainer.optimizer, "optimizer", trainer.optimizer)).__name__,
         **peak_memory(),
@@ -494,11 +520,49 @@ def summarise(methods: dict) -> dict:
     return out
 
 
+def _gib(n) -> str:
+    return f"{n / GIB:.2f}" if isinstance(n, int | float) else "-"
+
+
+def markdown_table(reports: list[dict]) -> str:
+    """One row per (report, method): the figures docs/gpu.md shows."""
+    cols = [
+        "device", "config", "dtype", "method", "status", "trainable params", "step time (s)", "tokens/s",
+        "peak GiB (measured)", "estimate GiB", "measured - estimate (GiB)", "measured / estimate",
+    ]  # fmt: skip
+    rows = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
+    for rep in reports:
+        device = (rep.get("device") or {}).get("name", "?")
+        for method, r in rep["methods"].items():
+            ok = r.get("status") == "ok"
+            c = r.get("memory_vs_estimate") or {}
+            status = r.get("status", "?") + (f" ({r['stage']})" if r.get("stage") and not ok else "")
+            cells = [
+                device,
+                rep["config"],
+                rep["settings"]["dtype"],
+                method,
+                status,
+                f"{r['trainable_params']:,}" if "trainable_params" in r else "-",
+                f"{r['step_time_s']:.3f}" if ok else "-",
+                f"{r['tokens_per_second']:,.0f}" if ok else "-",
+                _gib(r.get("peak_memory_bytes")),
+                _gib((r.get("estimate") or {}).get("memory", {}).get("total_bytes")),
+                str(c.get("difference_gib", "-")),
+                str(c.get("ratio", "-")),
+            ]
+            rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     if args.child:
         return run_child(args)
+    if args.table:
+        print(markdown_table([json.loads(Path(f).read_text(encoding="utf-8")) for f in args.table]))
+        return 0
     child_argv = [a for a in argv if not a.startswith("--output")]
     if "--output" in argv:  # the "--output FILE" spelling: drop its value too
         i = argv.index("--output")

@@ -27,7 +27,14 @@ def test_compare_two_runs(tiny_llama_dir, shared_data, tmp_path, cli):
     out = tmp_path / "cmp"
     proc = cli("compare", base, slam, "--output", out)
     assert "| eval-base |" in proc.stdout and "| eval-slam |" in proc.stdout
-    for name in ("comparison.md", "comparison.csv", "comparison.png", "README.md", "config.yaml", "metrics.json"):
+    for name in (
+        "comparison.md",
+        "comparison.csv",
+        "comparison.png",
+        "README.md",
+        "config.yaml",
+        "metrics.json",
+    ):
         assert (out / name).is_file(), name
     rows = list(csv.DictReader((out / "comparison.csv").read_text().splitlines()))
     assert [r["run"] for r in rows] == ["eval-base", "eval-slam"]
@@ -41,7 +48,10 @@ def test_compare_two_runs(tiny_llama_dir, shared_data, tmp_path, cli):
     assert (out / "comparison.png").read_bytes()[:4] == b"\x89PNG"
     # the same comparison again into the same directory is fine (it holds a comparison)
     cli("compare", base, slam, "--output", out, "--names", "base,slam")
-    assert [r["run"] for r in csv.DictReader((out / "comparison.csv").read_text().splitlines())] == ["base", "slam"]
+    assert [r["run"] for r in csv.DictReader((out / "comparison.csv").read_text().splitlines())] == [
+        "base",
+        "slam",
+    ]
 
 
 def test_compare_reads_demo_results_and_reports_errors(tmp_path, cli):
@@ -53,7 +63,10 @@ def test_compare_reads_demo_results_and_reports_errors(tmp_path, cli):
             "slam": {"accuracy": {"en": 0.88, "syn-de": 0.6}, "trainable_fraction": 0.12, "train_seconds": 30.5},
         }})
     )  # fmt: skip
-    result = json.loads(cli("compare", demo, "--output", tmp_path / "c").stdout and (tmp_path / "c" / "metrics.json").read_text())
+    result = json.loads(
+        cli("compare", demo, "--output", tmp_path / "c").stdout
+        and (tmp_path / "c" / "metrics.json").read_text()
+    )
     names = [r["name"] for r in result["runs"]]
     assert names == ["base", "slam"]
     slam = result["runs"][1]

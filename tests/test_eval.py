@@ -78,7 +78,15 @@ def read_rows(path: Path) -> list[dict]:
 
 def test_eval_writes_run_directory(e2e_run, shared_data):
     out, proc = e2e_run
-    for name in ("predictions.jsonl", "metrics.json", "results.md", "accuracy.png", "config.yaml", "timing.json", "README.md"):
+    for name in (
+        "predictions.jsonl",
+        "metrics.json",
+        "results.md",
+        "accuracy.png",
+        "config.yaml",
+        "timing.json",
+        "README.md",
+    ):
         assert (out / name).is_file(), name
     rows = read_rows(out / "predictions.jsonl")
     # mgsm: 5 languages x 2; msvamp has no te: 4 x 2; gsm8k: English only, 2
@@ -94,7 +102,13 @@ def test_eval_writes_run_directory(e2e_run, shared_data):
     metrics = json.loads((out / "metrics.json").read_text())
     assert list(metrics["benchmarks"]) == ["mgsm", "msvamp", "gsm8k"]
     assert metrics["benchmark"] == "mgsm" and metrics["accuracy"] == metrics["benchmarks"]["mgsm"]["accuracy"]
-    assert list(metrics["benchmarks"]["mgsm"]["accuracy"]) == ["bn", "th", "de", "te", "en"]  # the paper's order
+    assert list(metrics["benchmarks"]["mgsm"]["accuracy"]) == [
+        "bn",
+        "th",
+        "de",
+        "te",
+        "en",
+    ]  # the paper's order
     assert list(metrics["benchmarks"]["msvamp"]["accuracy"]) == ["bn", "th", "de", "en"]
     for m in metrics["benchmarks"].values():
         assert all(0.0 <= v <= 1.0 for v in m["accuracy"].values())
@@ -105,7 +119,9 @@ def test_eval_writes_run_directory(e2e_run, shared_data):
     no_answer = sum(r["extracted"] is None for r in rows if r["benchmark"] == "mgsm") / 10
     assert m["no_answer_rate"] == pytest.approx(no_answer)
     timing = json.loads((out / "timing.json").read_text())
-    assert timing["problems"] == 20 and timing["problems_generated"] == 20 and timing["problems_per_second"] > 0
+    assert (
+        timing["problems"] == 20 and timing["problems_generated"] == 20 and timing["problems_per_second"] > 0
+    )
     assert "| mgsm |" in (out / "results.md").read_text()
     assert (out / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
     assert "| mgsm |" in proc.stdout
@@ -134,8 +150,12 @@ def _options(model, data, out, **kw) -> EvalOptions:
 
 def test_batched_generation_equals_one_by_one(digits_dir, shared_data, tmp_path):
     """Left padding and the attention mask are right: batching does not change a greedy answer."""
-    evaluate(_options(digits_dir, shared_data, tmp_path / "b1", batch_size=1, langs=["en", "zh", "bn"], limit=4))
-    evaluate(_options(digits_dir, shared_data, tmp_path / "b5", batch_size=5, langs=["en", "zh", "bn"], limit=4))
+    evaluate(
+        _options(digits_dir, shared_data, tmp_path / "b1", batch_size=1, langs=["en", "zh", "bn"], limit=4)
+    )
+    evaluate(
+        _options(digits_dir, shared_data, tmp_path / "b5", batch_size=5, langs=["en", "zh", "bn"], limit=4)
+    )
     one = {r["id"]: r["prediction"] for r in read_rows(tmp_path / "b1" / "predictions.jsonl")}
     many = {r["id"]: r["prediction"] for r in read_rows(tmp_path / "b5" / "predictions.jsonl")}
     assert one == many
@@ -168,6 +188,12 @@ def test_refuses_to_mix_setups(digits_dir, shared_data, tmp_path):
         evaluate(_options(digits_dir, shared_data, out, limit=1, cot=True))
     evaluate(_options(digits_dir, shared_data, out, limit=1, max_new_tokens=7, overwrite=True))
     assert len(read_rows(out / "predictions.jsonl")) == 2
+    if sys.platform != "win32":  # a second writer on the same directory is refused
+        from slam_align.evaluate.run import run_lock
+
+        with run_lock(out), pytest.raises(SlamError, match="another slam eval"):
+            evaluate(_options(digits_dir, shared_data, out, limit=2, max_new_tokens=7))
+        assert len(read_rows(out / "predictions.jsonl")) == 2
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
@@ -229,7 +255,9 @@ def test_jsonl_benchmark_with_synthetic_languages(digits_dir, tmp_path):
 
 
 def test_gsm8k_forgetting_check(digits_dir, shared_data, tmp_path):
-    metrics = evaluate(_options(digits_dir, shared_data, tmp_path / "g", benchmark=["gsm8k"], langs=None, limit=2))
+    metrics = evaluate(
+        _options(digits_dir, shared_data, tmp_path / "g", benchmark=["gsm8k"], langs=None, limit=2)
+    )
     assert metrics["benchmark"] == "gsm8k" and list(metrics["accuracy"]) == ["en"]
     assert metrics["average_non_en"] is None
 
@@ -266,3 +294,18 @@ def test_bad_input_is_one_clear_line(tiny_llama_dir, shared_data, tmp_path, cli)
 def test_vllm_backend_missing_is_a_clear_error(tiny_llama_dir, shared_data, tmp_path):
     with pytest.raises(SlamError, match="vllm"):
         evaluate(_options(tiny_llama_dir, shared_data, tmp_path / "v", backend="vllm", limit=1))
+
+
+def test_rerun_rescores_saved_rows_and_checks_they_are_the_same_problems(digits_dir, shared_data, tmp_path):
+    out = tmp_path / "run"
+    evaluate(_options(digits_dir, shared_data, out, limit=2))
+    pred = out / "predictions.jsonl"
+    rows = read_rows(pred)
+    stale = [{**r, "extracted": -1.0, "correct": not r["correct"]} for r in rows]  # as if scored by old code
+    pred.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in stale), encoding="utf-8")
+    evaluate(_options(digits_dir, shared_data, out, limit=2))
+    assert read_rows(pred) == rows
+    tampered = [{**rows[0], "question": "something else"}, *rows[1:]]
+    pred.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in tampered), encoding="utf-8")
+    with pytest.raises(SlamError, match="different question"):
+        evaluate(_options(digits_dir, shared_data, out, limit=2))

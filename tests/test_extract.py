@@ -65,6 +65,7 @@ CASES = [
     ("The answer is 18 dollars, which is 3 times 6.", "en", 18),
     ("The answer is below. 3 + 4 = 7", "en", 7),  # statement without a number: fall back
     ("The answer is:\n\n18", "en", 18),
+    ("She sold 48/2 = <<48/2=24>>24 clips. 48+24 = <<48+24=72>>72\n#### 72 in total, 3 more", "en", 72),
     ("She pays 20 - 2 = 18 dollars. The answer is 18. She had 100 dollars.", "en", 18),
     # answer language differs from question language (SLAM answers in English)
     ("16 - 3 - 4 = 9. The answer is 9.", "bn", 9),
@@ -190,13 +191,17 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("text", "lang", "expected"), CASES, ids=[f"{i}-{c[1]}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("text", "lang", "expected"), CASES, ids=[f"{i}-{c[1]}" for i, c in enumerate(CASES)]
+)
 def test_extraction_table(text, lang, expected):
     got = extract_answer(text, lang)
     if expected is None:
         assert got is None, f"{text!r} ({lang}) gave {got!r}, expected no answer"
     else:
-        assert got is not None and answers_match(got, expected), f"{text!r} ({lang}) gave {got!r}, expected {expected}"
+        assert got is not None and answers_match(got, expected), (
+            f"{text!r} ({lang}) gave {got!r}, expected {expected}"
+        )
 
 
 def test_every_language_has_cases():
@@ -250,7 +255,9 @@ def test_gold_answers_of_real_benchmarks(shared_data):
     golds = [parse_gold(r.rsplit("\t", 1)[1]) for r in rows]
     assert golds[146] == 2125 and golds[201] == 114200 and golds[230] == 276000 and golds[249] == 5600
     assert all(g is not None and g == int(g) for g in golds)
-    first = json.loads((shared_data / "msvamp" / "test_Bengali.json").read_text(encoding="utf-8").splitlines()[0])
+    first = json.loads(
+        (shared_data / "msvamp" / "test_Bengali.json").read_text(encoding="utf-8").splitlines()[0]
+    )
     assert parse_gold(first["response"]) == float(first["response"])
 
 
@@ -265,3 +272,64 @@ def test_exemplar_answers_in_every_language(shared_data):
             # a run-on continuation with the next exemplar's question must not change it
             run_on = exemplars[key]["a"] + "\n" + exemplars[str((int(key) % 8) + 1)]["q"] + " 999"
             assert answers_match(extract_answer(run_on, lang), answers[i]), (lang, key, "run-on")
+
+
+# --- every rule in every language, generated from each language's own phrasing ---
+# say: the native final-answer sentence; q: the native few-shot question prefix (run-on marker);
+# dec / thou: 12.5 and 12500 as the language writes them; native: its own digits, if any.
+LANGS = {
+    "en": dict(say="The answer is {}.", q="Question:", dec="12.5", thou="12,500"),
+    "de": dict(say="Die Antwort lautet {}.", q="Frage:", dec="12,5", thou="12.500"),
+    "fr": dict(say="La réponse est {}.", q="Question :", dec="12,5", thou="12 500"),
+    "es": dict(say="La respuesta es {}.", q="Pregunta:", dec="12,5", thou="12.500"),
+    "ru": dict(say="Ответ — {}.", q="Задача:", dec="12,5", thou="12 500"),
+    "zh": dict(say="答案是 {}。", q="问题：", dec="12.5", thou="12,500"),
+    "ja": dict(say="答えは{}です。", q="問題：", dec="12.5", thou="12,500"),
+    "sw": dict(say="Jibu ni {}.", q="Swali:", dec="12.5", thou="12,500"),
+    "th": dict(say="คำตอบคือ {}", q="โจทย์:", dec="12.5", thou="12,500", native="๐๑๒๓๔๕๖๗๘๙"),
+    "bn": dict(say="উত্তর হল {}।", q="প্রশ্ন:", dec="12.5", thou="12,500", native="০১২৩৪৫৬৭৮৯"),
+    "te": dict(say="సమాధానం {}.", q="ప్రశ్న:", dec="12.5", thou="12,500", native="౦౧౨౩౪౫౬౭౮౯"),
+}
+
+
+def _native(digits: str, table: str) -> str:
+    return "".join(table[int(c)] if c.isdigit() else c for c in digits)
+
+
+def _rule_cases():
+    for lang, d in LANGS.items():
+        say = d["say"].format
+        yield lang, "statement", "3 + 4 = 7. " + say(7), 7
+        yield lang, "last statement wins", say(5) + " " + say(7), 7
+        yield lang, "statement beats a later number", say(7) + " (3 + 4)", 7
+        yield lang, "else the last number", "16 - 3 - 4 = 9", 9
+        yield lang, "no number is None", say("x"), None
+        yield lang, "run-on cut", say(7) + "\n" + d["q"] + " 2 + 2? " + say(4), 7
+        yield lang, "decimal", say(d["dec"]), 12.5
+        yield lang, "thousands", say(d["thou"]), 12500
+        yield lang, "English-style both marks", say("12,500.5"), 12500.5
+        yield lang, "currency", say("$18"), 18
+        yield lang, "percent", say("18%"), 18
+        yield lang, "boxed", say("\\boxed{42}") + " 3", 42
+        yield lang, "boxed beats a later number", "7 \\boxed{42} 3", 42
+        yield lang, "negative", say("-5"), -5
+        yield lang, "full-width digits", say("４２"), 42
+        yield lang, "syn- code", say(d["thou"]), 12500
+        if "native" in d:
+            yield lang, "native digits", say(_native("42", d["native"])), 42
+            yield lang, "native digits with thousands", say(_native("12,500", d["native"])), 12500
+
+
+RULE_CASES = list(_rule_cases())
+
+
+@pytest.mark.parametrize(
+    ("lang", "rule", "text", "expected"), RULE_CASES, ids=[f"{c[0]}-{c[1]}" for c in RULE_CASES]
+)
+def test_every_rule_in_every_language(lang, rule, text, expected):
+    code = f"syn-{lang}" if rule == "syn- code" else lang
+    got = extract_answer(text, code)
+    if expected is None:
+        assert got is None, f"{rule}: {text!r} gave {got!r}"
+    else:
+        assert got is not None and answers_match(got, expected), f"{rule}: {text!r} ({code}) gave {got!r}"

@@ -61,6 +61,7 @@ def test_tiny_dry_run_measures_both_methods(tmp_path):
         assert r["tokens_seen"] == (steps + warmup) * seq * batch
         assert r["tokens_per_second"] == pytest.approx(seq * batch * steps / sum(r["step_seconds"]))
         assert r["losses"] and r["losses_finite"]
+        assert r["gradient_checkpointing_active"]  # the Trainer turned it on, as slam train does
         assert r["peak_memory_kind"] == "cpu_max_rss" and r["peak_memory_bytes"] > 0
         # The measured freeze is the plan that `slam plan` accounts for.
         assert r["trainable_params"] == r["estimate"]["trainable_params"]
@@ -71,9 +72,14 @@ def test_tiny_dry_run_measures_both_methods(tmp_path):
         assert cmp_["difference_bytes"] == r["peak_memory_bytes"] - est["total_bytes"]
         assert cmp_["ratio"] == pytest.approx(r["peak_memory_bytes"] / est["total_bytes"], rel=1e-3)
         # bf16 weights: the Trainer's AdamW keeps m and v in bf16 (2 x 2 B per trainable
-        # element, plus a 4-byte step per tensor); the estimate assumes fp32 states + master.
+        # element, plus a 4-byte step per tensor), as `slam plan --precision bf16-pure` counts.
         assert 4 * r["trainable_params"] <= r["optimizer_state_bytes"] < 4 * r["trainable_params"] + 4096
         assert r["weights_bytes_measured"] == est["weights_bytes"]
+        if est["precision"] == "bf16-pure":
+            parts = cmp_["parts"]["optimizer_states"]
+            assert 0 <= parts["measured"] - parts["estimated"] < 4096
+            # ...and what the default --precision bf16 (fp32 states + master copy) would say.
+            assert r["estimate_precision_bf16"]["optimizer_states_bytes"] == 12 * r["trainable_params"]
     assert slam["trainable_params"] < full["trainable_params"] == full["total_params"]
     assert 0 < slam["trainable_fraction"] < 1
     assert report["summary"]["slam"] == "ok" and report["summary"]["full"] == "ok"
@@ -88,11 +94,14 @@ def test_llama2_shapes_match_the_published_counts(tmp_path, config, total, slam_
     gpu_train = _script_module()
     args = gpu_train.parse_args(["--config", config, "--seq-len", "1024", "--micro-batch-size", "1"])
     gpu_train.model_config(config).save_pretrained(str(tmp_path))
-    slam = gpu_train.plan_estimate(tmp_path / "config.json", args, "slam", 80.0)
+    slam = gpu_train.plan_estimate(tmp_path / "config.json", args, "slam", 80.0, "bf16")
     assert (slam["total_params"], slam["trainable_params"]) == (total, slam_trainable)
-    assert slam["memory"]["fits"]  # the estimate: SLAM fits one 80 GiB GPU at 7B and 13B
-    full = gpu_train.plan_estimate(tmp_path / "config.json", args, "full", 80.0)
+    # Mixed precision (fp32 AdamW states + master copy): SLAM fits one 80 GiB GPU, full does not.
+    assert slam["memory"]["fits"]
+    full = gpu_train.plan_estimate(tmp_path / "config.json", args, "full", 80.0, "bf16")
     assert full["trainable_params"] == total and not full["memory"]["fits"]
+    assert gpu_train.estimate_precision("float32") == "fp32"
+    assert gpu_train.estimate_precision("bfloat16") in ("bf16-pure", "bf16")
 
 
 def test_bad_methods_fail_with_one_line():

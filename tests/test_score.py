@@ -61,7 +61,9 @@ def test_score_reproduces_eval_metrics(tiny_llama_dir, shared_data, tmp_path, cl
     metrics = evaluate(EvalOptions(output=str(run), benchmark=[f"jsonl:{bench}"], **opts))
     assert 0 < metrics["average"] < 1, "the check needs both right and wrong answers"
 
-    proc = cli("score", "--predictions", run / "predictions.jsonl", "--json", "--bootstrap", "300", "--seed", "3")
+    proc = cli(
+        "score", "--predictions", run / "predictions.jsonl", "--json", "--bootstrap", "300", "--seed", "3"
+    )
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1
     scored = json.loads(lines[0])
@@ -94,11 +96,20 @@ def test_score_reproduces_no_answer_rate(tiny_llama_dir, shared_data, tmp_path, 
 def test_rescoring_other_tools_output(tmp_path, cli):
     """A foreign JSONL (no benchmark, no index, string answers): extraction fixes change its score."""
     rows = [
-        {"lang": "de", "prediction": "Sie zahlt 19,50 €. Die Antwort lautet 19,50.", "answer": "19.5", "correct": False},
+        {
+            "lang": "de",
+            "prediction": "Sie zahlt 19,50 €. Die Antwort lautet 19,50.",
+            "answer": "19.5",
+            "correct": False,
+        },
         {"lang": "de", "prediction": "Das sind 80.000 Menschen.", "answer": 80000, "correct": False},
         {"lang": "bn", "prediction": "উত্তর হল ১৮।", "answer": "18", "correct": False},
         {"lang": "bn", "prediction": "আমি জানি না", "answer": "0", "correct": True},  # no number is never 0
-        {"lang": "en", "prediction": "The answer is 2,125.\n\nQuestion: x? The answer is 3.", "answer": "2,125"},
+        {
+            "lang": "en",
+            "prediction": "The answer is 2,125.\n\nQuestion: x? The answer is 3.",
+            "answer": "2,125",
+        },
         {"lang": "en", "prediction": "The answer is 7", "answer": 8},
     ]
     path = tmp_path / "other.jsonl"
@@ -140,5 +151,7 @@ def test_paired_bootstrap_is_seeded_and_brackets_the_mean():
 
 
 def test_score_predictions_api():
-    scored, metrics = score_predictions([{"lang": "fr", "prediction": "La réponse est 80 000.", "answer": 80000}])
+    scored, metrics = score_predictions(
+        [{"lang": "fr", "prediction": "La réponse est 80 000.", "answer": 80000}]
+    )
     assert scored[0]["correct"] is True and metrics["accuracy"] == {"fr": 1.0}

@@ -27,11 +27,17 @@ FILES = ("comparison.md", "comparison.csv", "comparison.png", "metrics.json", "c
 
 @dataclass
 class CompareOptions:
-    runs: list[str] = option(help="run directories (slam eval outputs, or a slam demo output)", positional=True)
+    runs: list[str] = option(
+        help="run directories (slam eval outputs, or a slam demo output)", positional=True
+    )
     output: str | None = option(None, help="write comparison.md, comparison.csv and comparison.png here")
-    benchmark: str | None = option(None, help="which benchmark's accuracy to compare (default: each run's first)")
+    benchmark: str | None = option(
+        None, help="which benchmark's accuracy to compare (default: each run's first)"
+    )
     names: list[str] | None = option(None, help="row names, comma-separated (default: the directory names)")
-    overwrite: bool = option(False, help="replace files in a non-empty --output that holds no earlier comparison")
+    overwrite: bool = option(
+        False, help="replace files in a non-empty --output that holds no earlier comparison"
+    )
 
 
 @dataclass
@@ -152,7 +158,9 @@ def read_run(run_dir: str | Path, benchmark: str | None = None) -> list[Row]:
         if not isinstance(metrics, dict):
             raise SlamError(f"{metrics_path}: expected a JSON object")
         if "accuracy" in metrics or "benchmarks" in metrics:
-            row = _row_from_block(run_dir.name, _benchmark_block(metrics, benchmark, metrics_path), str(run_dir))
+            row = _row_from_block(
+                run_dir.name, _benchmark_block(metrics, benchmark, metrics_path), str(run_dir)
+            )
             row.trainable_fraction, row.train_seconds = find_training_info(run_dir)
             return [row]
     if results_path.is_file():  # slam demo: methods -> accuracy, trainable_fraction, train_seconds
@@ -164,7 +172,9 @@ def read_run(run_dir: str | Path, benchmark: str | None = None) -> list[Row]:
             raise SlamError(f"{results_path}: expected 'methods' mapping each method to its accuracy")
         rows = []
         for method, m in methods.items():
-            row = _row_from_block(method, m if isinstance(m, dict) and "accuracy" in m else None, str(run_dir))
+            row = _row_from_block(
+                method, m if isinstance(m, dict) and "accuracy" in m else None, str(run_dir)
+            )
             row.trainable_fraction = _num(m.get("trainable_fraction")) if isinstance(m, dict) else None
             row.train_seconds = _num(m.get("train_seconds")) if isinstance(m, dict) else None
             rows.append(row)
@@ -227,7 +237,10 @@ def to_csv(rows: list[Row]) -> str:
             [
                 r.name,
                 *["" if r.accuracy.get(lang) is None else r.accuracy[lang] for lang in langs],
-                *["" if v is None else v for v in (r.average, r.average_non_en, r.trainable_fraction, r.train_seconds)],
+                *[
+                    "" if v is None else v
+                    for v in (r.average, r.average_non_en, r.trainable_fraction, r.train_seconds)
+                ],
                 r.source,
             ]
         )
@@ -255,8 +268,15 @@ def compare(options: CompareOptions) -> dict:
         out = Path(options.output)
         if out.exists() and not out.is_dir():
             raise SlamError(f"{out}: --output exists and is not a directory")
-        if out.is_dir() and any(out.iterdir()) and not (out / "comparison.md").is_file() and not options.overwrite:
-            raise SlamError(f"{out}: directory is not empty and holds no comparison; pass --overwrite or another --output")
+        if (
+            out.is_dir()
+            and any(out.iterdir())
+            and not (out / "comparison.md").is_file()
+            and not options.overwrite
+        ):
+            raise SlamError(
+                f"{out}: directory is not empty and holds no comparison; pass --overwrite or another --output"
+            )
         out.mkdir(parents=True, exist_ok=True)
         table = markdown(rows)
         atomic_write_text(out / "comparison.md", "# slam compare\n\n" + table)
@@ -264,7 +284,11 @@ def compare(options: CompareOptions) -> dict:
         series = {r.name: {**r.accuracy, "avg": r.average, "non-en": r.average_non_en} for r in rows}
         langs = order_langs(lang for r in rows for lang in r.accuracy)
         series = {k: {c: v.get(c) for c in [*langs, "avg", "non-en"]} for k, v in series.items()}
-        bar_chart(series, out / "comparison.png", "accuracy per language" + (f" ({options.benchmark})" if options.benchmark else ""))
+        bar_chart(
+            series,
+            out / "comparison.png",
+            "accuracy per language" + (f" ({options.benchmark})" if options.benchmark else ""),
+        )
         atomic_write_json(out / "metrics.json", result)
         atomic_write_yaml(out / "config.yaml", options_to_dict(options))
         write_run_readme(
@@ -283,7 +307,14 @@ def compare(options: CompareOptions) -> dict:
 def compare_cli(options: CompareOptions) -> int:
     result = compare(options)
     rows = [
-        Row(r["name"], r["accuracy"], r["average"], r["average_non_en"], r["trainable_fraction"], r["train_seconds"])
+        Row(
+            r["name"],
+            r["accuracy"],
+            r["average"],
+            r["average_non_en"],
+            r["trainable_fraction"],
+            r["train_seconds"],
+        )
         for r in result["runs"]
     ]
     print(markdown(rows))

@@ -18,7 +18,7 @@
    language are always tried, since models often answer in another language than the
    question's). Statements ("answer is") take the first number of their sentence (the
    number after the last ``=`` when the sentence is an equation); labels ("Answer:",
-   "Ответ:", "答案：") count only when a number follows right away.
+   "Ответ:", "答案：", GSM8K's "#### N") count only when a number follows right away.
 4. **Else the last number** of the (cut) text.
 
 Numbers follow the conventions of ``lang`` (``syn-xx`` is treated as ``xx``):
@@ -326,6 +326,7 @@ _STATEMENTS = [
 # "Labels" count only when the number follows right away ("Answer: 18", "Ответ — 11"):
 # "Step-by-Step Answer: Roger started with 5 balls" is not a final answer.
 _LABELS = [
+    r"####",  # GSM8K's own solution format: "#### 72"
     r"(?:final\s+)?answer\s*[:=]",
     r"antwort\s*:",
     r"r[ée]ponse\s*:",
@@ -397,7 +398,9 @@ def _final_answer_candidates(text: str) -> list[tuple[int, str, int]]:
 # ---------------------------------------------------------------------------------------
 
 
-def extract_answer(text: str | None, lang: str | None = "en", stop: Iterable[str] | None = None) -> float | None:
+def extract_answer(
+    text: str | None, lang: str | None = "en", stop: Iterable[str] | None = None
+) -> float | None:
     """The model's final numeric answer in ``text``, or ``None`` if it gives none (see module doc)."""
     if not text:
         return None
@@ -430,7 +433,9 @@ def parse_gold(value, lang: str | None = "en") -> float | None:
     return nums[-1].value if nums else None
 
 
-def answers_match(pred: float | None, gold: float | None, rel_tol: float = 1e-6, abs_tol: float = 1e-4) -> bool:
+def answers_match(
+    pred: float | None, gold: float | None, rel_tol: float = 1e-6, abs_tol: float = 1e-4
+) -> bool:
     """``pred`` equals ``gold`` up to a small tolerance (``7`` == ``7.0``); ``None`` never matches."""
     if pred is None or gold is None:
         return False

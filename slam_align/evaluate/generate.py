@@ -71,13 +71,14 @@ def load_tokenizer_for_generation(model: str):
     tokenizer.padding_side = "left"  # generation appends on the right: prompts must end together
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token_id is None:
-            raise SlamError(f"tokenizer of '{model}' has neither a pad nor an EOS token; cannot batch prompts")
+            raise SlamError(
+                f"tokenizer of '{model}' has neither a pad nor an EOS token; cannot batch prompts"
+            )
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 
 def load_model_for_generation(model: str, dtype: str = "auto", device: str | None = None):
-    import torch
 
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
@@ -95,7 +96,9 @@ def load_model_for_generation(model: str, dtype: str = "auto", device: str | Non
     except SlamError:
         raise
     except Exception as e:
-        raise SlamError(f"could not load model '{model}': {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
+        raise SlamError(
+            f"could not load model '{model}': {type(e).__name__}: {str(e).splitlines()[0][:300]}"
+        ) from None
     m.eval()
     return m
 
@@ -105,7 +108,9 @@ class TransformersBackend:
 
     name = "transformers"
 
-    def __init__(self, model: str, dtype: str = "auto", device: str | None = None, model_obj=None, tokenizer=None):
+    def __init__(
+        self, model: str, dtype: str = "auto", device: str | None = None, model_obj=None, tokenizer=None
+    ):
         self.tokenizer = tokenizer or load_tokenizer_for_generation(model)
         self.tokenizer.padding_side = "left"
         self.model = model_obj if model_obj is not None else load_model_for_generation(model, dtype, device)
@@ -187,10 +192,16 @@ class VLLMBackend:
         self.tokenizer = self.llm.get_tokenizer()
 
     def prompt_lengths(self, prompts: Sequence[str], add_special_tokens: bool = True) -> list[int]:
-        return [len(x) for x in self.tokenizer(list(prompts), add_special_tokens=add_special_tokens)["input_ids"]]
+        return [
+            len(x) for x in self.tokenizer(list(prompts), add_special_tokens=add_special_tokens)["input_ids"]
+        ]
 
     def generate_batch(
-        self, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str] = (), add_special_tokens: bool = True
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: int,
+        stop: Sequence[str] = (),
+        add_special_tokens: bool = True,
     ) -> list[Generation]:
         from vllm import SamplingParams
 
@@ -200,10 +211,14 @@ class VLLMBackend:
         else:  # chat-template prompts already hold BOS: pass token ids so none is added
             ids = self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
             outputs = self.llm.generate([{"prompt_token_ids": x} for x in ids], params, use_tqdm=False)
-        return [Generation(cut_at_stop(o.outputs[0].text, stop), len(o.outputs[0].token_ids)) for o in outputs]
+        return [
+            Generation(cut_at_stop(o.outputs[0].text, stop), len(o.outputs[0].token_ids)) for o in outputs
+        ]
 
 
-def make_backend(name: str, model: str, dtype: str = "auto", device: str | None = None, tensor_parallel: int = 1):
+def make_backend(
+    name: str, model: str, dtype: str = "auto", device: str | None = None, tensor_parallel: int = 1
+):
     if name == "transformers":
         return TransformersBackend(model, dtype=dtype, device=device)
     if name == "vllm":

@@ -50,9 +50,7 @@ def _mean(values) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def bootstrap_samples(
-    correct: dict[str, dict[int, bool]], n_boot: int, seed: int
-) -> dict[str, np.ndarray]:
+def bootstrap_samples(correct: dict[str, dict[int, bool]], n_boot: int, seed: int) -> dict[str, np.ndarray]:
     """Per language, ``n_boot`` resampled accuracies (paired across languages when possible)."""
     rng = np.random.default_rng(seed)
     langs = list(correct)
@@ -139,7 +137,9 @@ def compute_metrics(rows: Sequence[dict], n_boot: int = 1000, seed: int = 0, ben
     groups: dict[str, list[dict]] = {}
     for r in rows:
         groups.setdefault(str(r.get("benchmark") or "predictions"), []).append(r)
-    names = [b for b in (benchmark_order or []) if b in groups] + [b for b in groups if b not in (benchmark_order or [])]
+    names = [b for b in (benchmark_order or []) if b in groups] + [
+        b for b in groups if b not in (benchmark_order or [])
+    ]
     per = {name: benchmark_metrics(groups[name], n_boot=n_boot, seed=seed) for name in names}
     out: dict = {"benchmark": names[0] if names else None}
     if names:
@@ -210,7 +210,14 @@ def bar_chart(
             lo = [ys[i] - 100 * errors[name][c][0] if errors[name].get(c) else 0 for i, c in enumerate(cols)]
             hi = [100 * errors[name][c][1] - ys[i] if errors[name].get(c) else 0 for i, c in enumerate(cols)]
             yerr = np.nan_to_num(np.array([lo, hi]), nan=0.0).clip(min=0)
-        ax.bar(x + (j - (k - 1) / 2) * width, ys, width, label=name, yerr=yerr, capsize=2 if yerr is not None else 0)
+        ax.bar(
+            x + (j - (k - 1) / 2) * width,
+            ys,
+            width,
+            label=name,
+            yerr=yerr,
+            capsize=2 if yerr is not None else 0,
+        )
     ax.set_xticks(x)
     ax.set_xticklabels(cols, rotation=0 if len(cols) <= 14 else 45)
     ax.set_ylabel(ylabel)

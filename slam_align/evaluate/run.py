@@ -18,12 +18,14 @@ import json
 import logging
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from slam_align.config import option, options_to_dict
 from slam_align.data.prompts import DEFAULT_PROMPT, get_prompt
 from slam_align.errors import SlamError
+from slam_align.evaluate.extract import GENERIC_STOPS, parse_gold
 from slam_align.evaluate.generate import BACKENDS, length_sorted_batches, make_backend
 from slam_align.evaluate.report import compute_metrics, markdown_table, metrics_chart, pct
 from slam_align.evaluate.score import score_row
@@ -40,7 +42,16 @@ from slam_align.io import (
 log = logging.getLogger(__name__)
 
 PREDICTIONS = "predictions.jsonl"
-RUN_FILES = (PREDICTIONS, "metrics.json", "results.md", "accuracy.png", "timing.json", "README.md", "config.yaml")
+LOCK = ".slam-eval.lock"
+RUN_FILES = (
+    PREDICTIONS,
+    "metrics.json",
+    "results.md",
+    "accuracy.png",
+    "timing.json",
+    "README.md",
+    "config.yaml",
+)
 # What makes two runs' generations comparable: a resumed run must match all of these.
 IDENTITY_KEYS = ("model", "prompt", "cot", "max_new_tokens", "backend", "dtype")
 
@@ -55,10 +66,16 @@ class EvalOptions:
     langs: list[str] | None = option(
         None, help="languages, comma-separated (default: the paper's 10 that each benchmark has; 'all')"
     )
-    data_dir: str | None = option(None, help="local benchmark files (folder of mgsm/, msvamp/, gsm8k/); default: hub")
+    data_dir: str | None = option(
+        None, help="local benchmark files (folder of mgsm/, msvamp/, gsm8k/); default: hub"
+    )
     limit: int | None = option(None, help="only the first N problems of every language")
-    prompt: str = option(DEFAULT_PROMPT, help="prompt template (slam_align.data.prompts): alpaca, mathoctopus, ...")
-    cot: bool = option(False, help="append \"Let's think step by step.\" to the prompt (MetaMath's evaluation)")
+    prompt: str = option(
+        DEFAULT_PROMPT, help="prompt template (slam_align.data.prompts): alpaca, mathoctopus, ..."
+    )
+    cot: bool = option(
+        False, help="append \"Let's think step by step.\" to the prompt (MetaMath's evaluation)"
+    )
     max_new_tokens: int = option(512, help="generation budget per problem")
     batch_size: int = option(32, help="prompts per generate() call (transformers backend)")
     backend: str = option("transformers", choices=list(BACKENDS), help="generation engine")
@@ -109,7 +126,9 @@ def load_problems(options: EvalOptions) -> tuple[list, list[str]]:
             skipped = [lang for lang in langs if lang not in BENCHMARK_LANGS[key]]
             if skipped:
                 log.info("%s has no %s: those languages are skipped for it", name, ",".join(skipped))
-        rows = load_benchmark(name if name.startswith("jsonl:") else key, wanted, options.data_dir, options.limit)
+        rows = load_benchmark(
+            name if name.startswith("jsonl:") else key, wanted, options.data_dir, options.limit
+        )
         if not rows:
             raise SlamError(f"{name}: no problems to evaluate")
         problems += rows
@@ -166,9 +185,11 @@ def prepare_run_dir(options: EvalOptions) -> Path:
     if out.exists() and not out.is_dir():
         raise SlamError(f"{out}: --output exists and is not a directory")
     config_path = out / "config.yaml"
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(p.name != LOCK for p in out.iterdir()):
         if not config_path.is_file() and not options.overwrite:
-            raise SlamError(f"{out}: directory is not empty and holds no slam eval run; choose another --output")
+            raise SlamError(
+                f"{out}: directory is not empty and holds no slam eval run; choose another --output"
+            )
         if config_path.is_file():
             import yaml
 
@@ -197,6 +218,31 @@ def prepare_run_dir(options: EvalOptions) -> Path:
     return out
 
 
+@contextmanager
+def run_lock(out: Path):
+    """One ``slam eval`` at a time per run directory (two writers would duplicate rows).
+
+    An OS file lock: released by the kernel when the process dies, so a killed run never
+    leaves a stale lock behind.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, as before
+        yield
+        return
+    with open(out / LOCK, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise SlamError(
+                f"{out}: another slam eval is writing to this directory; wait for it or use another --output"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _render_prompts(problems, template, cot: bool, tokenizer) -> list[str]:
     return [template.render(p.question, lang=p.lang, cot=cot, tokenizer=tokenizer) for p in problems]
 
@@ -204,7 +250,24 @@ def _render_prompts(problems, template, cot: bool, tokenizer) -> list[str]:
 def _progress(total: int, initial: int, enabled: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc="slam eval", unit="problem", disable=not enabled, leave=False)
+    return tqdm(
+        total=total, initial=initial, desc="slam eval", unit="problem", disable=not enabled, leave=False
+    )
+
+
+def _check_same_problems(existing: list[dict], problems, path: Path) -> None:
+    """A saved row must be the same problem (question and gold answer) as the one asked now."""
+    current = {p.id: p for p in problems}
+    for row in existing:
+        p = current.get(row["id"])
+        if p is None:
+            continue
+        if row.get("question") != p.question or parse_gold(row.get("answer")) != p.answer:
+            what = "question" if row.get("question") != p.question else "gold answer"
+            raise SlamError(
+                f"{path}: {row['id']} was generated for a different {what} than the benchmark has now; "
+                "use another --output or pass --overwrite"
+            )
 
 
 def generate_missing(options: EvalOptions, problems, out: Path, timing: dict) -> None:
@@ -213,6 +276,7 @@ def generate_missing(options: EvalOptions, problems, out: Path, timing: dict) ->
     path = out / PREDICTIONS
     if broken:  # rewrite without the half-written / duplicate lines before appending
         atomic_write_jsonl(path, existing)
+    _check_same_problems(existing, problems, path)
     done = {r["id"] for r in existing}
     todo = [p for p in problems if p.id not in done]
     timing["problems_resumed"] = len(problems) - len(todo)
@@ -221,12 +285,15 @@ def generate_missing(options: EvalOptions, problems, out: Path, timing: dict) ->
         return
     template = get_prompt(options.prompt)
     t0 = time.perf_counter()
-    backend = make_backend(options.backend, options.model, options.dtype, options.device, options.tensor_parallel)
+    backend = make_backend(
+        options.backend, options.model, options.dtype, options.device, options.tensor_parallel
+    )
     timing["load_seconds"] = time.perf_counter() - t0
     prompts = _render_prompts(todo, template, options.cot, backend.tokenizer)
     add_special = not template.uses_chat_template  # a chat template already writes BOS
     lengths = backend.prompt_lengths(prompts, add_special_tokens=add_special)
-    stop = template.stop
+    # Stop where extraction would cut anyway: the template's markers and the generic run-on ones.
+    stop = tuple(dict.fromkeys((*template.stop, *GENERIC_STOPS)))
     chunk = options.batch_size if options.backend == "transformers" else max(options.batch_size, 256)
     tokens = 0
     t1 = time.perf_counter()
@@ -272,6 +339,11 @@ def evaluate(options: EvalOptions) -> dict:
     template = get_prompt(options.prompt)
     problems, order = load_problems(options)
     out = prepare_run_dir(options)
+    with run_lock(out):
+        return _evaluate_locked(options, template, problems, order, out, start)
+
+
+def _evaluate_locked(options: EvalOptions, template, problems, order, out: Path, start: float) -> dict:
     config = {
         **options_to_dict(options),
         "identity": identity(options),
@@ -284,7 +356,16 @@ def evaluate(options: EvalOptions) -> dict:
     generate_missing(options, problems, out, timing)
 
     # Score exactly the problems asked for now (a directory may hold more from earlier calls).
-    rows_by_id = {r["id"]: r for r in _read_existing(out)[0]}
+    saved = _read_existing(out)[0]
+    # Re-score every row with today's extraction (a resumed run may predate a fix), so that
+    # metrics.json, the file and `slam score` always agree.
+    rescored = [
+        {**r, **{k: v for k, v in score_row(r, where=r["id"]).items() if k in ("extracted", "correct")}}
+        for r in saved
+    ]
+    if rescored != saved:
+        atomic_write_jsonl(out / PREDICTIONS, rescored)
+    rows_by_id = {r["id"]: r for r in rescored}
     missing = [p.id for p in problems if p.id not in rows_by_id]
     if missing:
         raise SlamError(f"{out / PREDICTIONS}: no prediction for {missing[0]} after generation")
@@ -299,7 +380,9 @@ def evaluate(options: EvalOptions) -> dict:
     atomic_write_json(out / "metrics.json", metrics)
     table = markdown_table(metrics)
     atomic_write_text(out / "results.md", f"# slam eval: {options.model}\n\n{table}")
-    metrics_chart(metrics, out / "accuracy.png", f"{Path(options.model).name or options.model} ({template.id})")
+    metrics_chart(
+        metrics, out / "accuracy.png", f"{Path(options.model).name or options.model} ({template.id})"
+    )
     timing["total_seconds"] = time.perf_counter() - start
     timing["problems"] = len(problems)
     atomic_write_json(out / "timing.json", timing)

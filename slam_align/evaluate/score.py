@@ -45,7 +45,13 @@ def score_row(row: dict, where: str = "row", stop: Sequence[str] | None = None) 
         raise SlamError(f"{where}: field 'answer' is not a number: {row['answer']!r}")
     lang = str(row["lang"])
     extracted = extract_answer(prediction, lang, stop=evaluation_stops() if stop is None else stop)
-    return {**row, "lang": lang, "extracted": extracted, "answer": gold, "correct": answers_match(extracted, gold)}
+    return {
+        **row,
+        "lang": lang,
+        "extracted": extracted,
+        "answer": gold,
+        "correct": answers_match(extracted, gold),
+    }
 
 
 def score_predictions(rows: Sequence[dict], n_boot: int = 1000, seed: int = 0, source: str = "predictions"):
@@ -82,8 +88,12 @@ def read_predictions(path: str | Path) -> list[dict]:
 
 @dataclass
 class ScoreOptions:
-    predictions: str = option(help="JSONL file with lang, prediction and answer per line (e.g. predictions.jsonl)")
-    json: bool = option(False, help="print one JSON object (accuracy per language, average, ...) instead of a table")
+    predictions: str = option(
+        help="JSONL file with lang, prediction and answer per line (e.g. predictions.jsonl)"
+    )
+    json: bool = option(
+        False, help="print one JSON object (accuracy per language, average, ...) instead of a table"
+    )
     bootstrap: int = option(1000, help="bootstrap resamples for the 95%% intervals (0: none)")
     seed: int = option(0, help="seed of the bootstrap")
     output: str | None = option(None, help="also write the metrics JSON to this file")
@@ -93,9 +103,13 @@ def score_cli(options: ScoreOptions) -> int:
     if options.bootstrap < 0:
         raise SlamError(f"--bootstrap must be >= 0, got {options.bootstrap}")
     rows = read_predictions(options.predictions)
-    scored, metrics = score_predictions(rows, n_boot=options.bootstrap, seed=options.seed, source=options.predictions)
+    scored, metrics = score_predictions(
+        rows, n_boot=options.bootstrap, seed=options.seed, source=options.predictions
+    )
     changed = sum(
-        1 for old, new in zip(rows, scored) if "correct" in old and bool(old["correct"]) != bool(new["correct"])
+        1
+        for old, new in zip(rows, scored)
+        if "correct" in old and bool(old["correct"]) != bool(new["correct"])
     )
     metrics["rescored"] = {"rows": len(scored), "changed_vs_file": changed}
     if options.output:

@@ -142,7 +142,13 @@ def _outside_groups(model, names: list[str]) -> dict[str, list[str]]:
 
 # ----------------------------------------------------------------------------- memory
 
-BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
+# precision -> (bytes per weight and gradient, optimizer bytes per trainable parameter)
+#   bf16 / fp16: 16-bit weights, fp32 AdamW m and v (8 B) + fp32 master copy (4 B): mixed
+#                precision as DeepSpeed, FSDP mixed precision or Apex keep it
+#   bf16-pure:   16-bit weights and 16-bit AdamW m and v (4 B), no master copy: what
+#                torch.optim.AdamW does on a model loaded in bf16 (the Trainer without DeepSpeed)
+#   fp32:        fp32 weights, fp32 m and v (8 B)
+PRECISIONS = {"bf16": (2, 12), "fp16": (2, 12), "bf16-pure": (2, 4), "fp32": (4, 8)}
 
 
 def model_dims(config, model=None) -> dict:
@@ -172,7 +178,15 @@ def model_dims(config, model=None) -> dict:
     if model is not None:
         info = find_layers(model, None, None)[0] if _known(model) else None
         gated = bool(info and (info.ffn_gate or info.ffn_gate_up))
+    rates = [
+        getattr(c, n, 0)
+        for n in ("attn_pdrop", "resid_pdrop", "attention_dropout", "hidden_dropout", "dropout")
+    ]
+    dropout = max(
+        [float(r) for r in rates if isinstance(r, int | float) and not isinstance(r, bool)] or [0.0]
+    )
     return {
+        "dropout": dropout,
         "hidden": hidden,
         "layers": layers,
         "heads": heads,
@@ -203,12 +217,14 @@ def estimate_memory(
     gpu_memory_gib: float = 80.0,
 ) -> dict:
     """Per-GPU bytes for training with AdamW (see docs/models.md for the formula)."""
-    w = BYTES[precision]
-    mixed = precision != "fp32"
+    if precision not in PRECISIONS:
+        from slam_align.errors import SlamError
+
+        raise SlamError(f"precision: unknown value {precision!r}; expected one of: {', '.join(PRECISIONS)}")
+    w, adam = PRECISIONS[precision]
     weights = total_params * w
     gradients = trainable_params * w
-    # AdamW: fp32 m and v (8 B); mixed precision also keeps an fp32 master copy (4 B).
-    optimizer = trainable_params * (12 if mixed else 8)
+    optimizer = trainable_params * adam
     if zero >= 1:
         optimizer /= gpus
     if zero >= 2:
@@ -217,6 +233,12 @@ def estimate_memory(
         weights /= gpus
     act = activation_bytes(dims, micro_batch_size, seq_len, w, gradient_checkpointing)
     total = weights + gradients + optimizer + act["total"]
+    notes = []
+    if dims.get("dropout", 0) > 0:
+        notes.append(
+            f"the config has dropout {dims['dropout']:g}: dropout masks and attention probabilities "
+            "come on top of the activation estimate (several times more activation memory)"
+        )
     return {
         "gpus": gpus,
         "zero": zero,
@@ -233,6 +255,7 @@ def estimate_memory(
         "total_gib": round(total / GIB, 2),
         "gpu_memory_gib": gpu_memory_gib,
         "fits": total <= gpu_memory_gib * GIB,
+        "notes": notes,
     }
 
 

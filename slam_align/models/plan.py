@@ -252,7 +252,7 @@ def build_plan(
     names = [p for p in params if p in full or p in halves]
     if not names:
         raise SlamError(
-            f"the plan (method {method}, layers {_span(chosen)}, modules {','.join(mods)}) matches no "
+            f"the plan (method {method}, layers {format_layers(chosen)}, modules {','.join(mods)}) matches no "
             f"parameter of {type(model).__name__}; check --modules or pass --ffn-pattern / --attn-pattern"
         )
     return FreezePlan(
@@ -271,10 +271,15 @@ def build_plan(
     )
 
 
-def _span(layers: list[int]) -> str:
-    if layers and layers == list(range(layers[0], layers[-1] + 1)) and len(layers) > 1:
-        return f"{layers[0]}-{layers[-1]}"
-    return ",".join(map(str, layers))
+def format_layers(layers: list[int]) -> str:
+    """[0, 1, 2, 5] -> "0-2,5" (the inverse of :func:`parse_layers`)."""
+    parts: list[str] = []
+    for i in layers:
+        if parts and parts[-1].split("-")[-1] == str(i - 1):
+            parts[-1] = f"{parts[-1].split('-')[0]}-{i}"
+        else:
+            parts.append(str(i))
+    return ",".join(parts)
 
 
 # ----------------------------------------------------------------------------- applying
@@ -284,7 +289,8 @@ def apply_plan(model, plan: FreezePlan, keep_frozen_copy: bool = True) -> dict:
     """Set ``requires_grad`` as ``plan`` says; return a summary (trainable params, fraction...).
 
     For ``lora`` plans apply the adapters first (``peft.get_peft_model(model,
-    LoraConfig(**lora_targets(model, plan)))``); then only adapter weights train.
+    LoraConfig(r=..., **lora_targets(model, plan)))``); then only the adapters (and the
+    extras' ``modules_to_save`` copies) train.
     Fused tensors get a gradient hook zeroing their frozen half (and, with
     ``keep_frozen_copy``, a CPU copy of it for :func:`restore_frozen_slices`).
     """
@@ -296,7 +302,7 @@ def apply_plan(model, plan: FreezePlan, keep_frozen_copy: bool = True) -> dict:
         if not any(".lora_" in n for n in trainable):
             raise SlamError(
                 "lora plan: the model has no LoRA adapter; wrap it first with "
-                "peft.get_peft_model(model, peft.LoraConfig(**lora_targets(model, plan)))"
+                "peft.get_peft_model(model, peft.LoraConfig(r=..., **lora_targets(model, plan)))"
             )
     else:
         missing = [n for n in plan.trainable_names if n not in params]
@@ -387,6 +393,18 @@ def restore_frozen_slices(model, plan: FreezePlan | None = None) -> int:
             for view, copy in zip(_frozen_views(params[name], sl), saved):
                 view.copy_(copy.to(view.device, view.dtype))
     return len(copies)
+
+
+def frozen_slice_callback(model, plan: FreezePlan):
+    """A ``transformers.TrainerCallback`` calling :func:`restore_frozen_slices` after every
+    optimizer step (for plans with ``plan.partial``; harmless otherwise)."""
+    from transformers import TrainerCallback
+
+    class RestoreFrozenSlices(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            restore_frozen_slices(model, plan)
+
+    return RestoreFrozenSlices()
 
 
 def param_groups(model, weight_decay: float, plan: FreezePlan | None = None) -> list[dict]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from slam_align.config import option
-from slam_align.models.plan import METHODS
+from slam_align.models.plan import METHODS, format_layers
 
 
 @dataclass
@@ -42,7 +42,10 @@ class PlanOptions:
     seq_len: int = option(1024, help="tokens per sequence")
     zero: int = option(0, help="DeepSpeed ZeRO stage", choices=[0, 1, 2, 3])
     precision: str = option(
-        "bf16", help="weight precision (bf16/fp16 keep an fp32 master copy)", choices=["bf16", "fp16", "fp32"]
+        "bf16",
+        help="bf16/fp16: 16-bit weights, fp32 AdamW states and master copy; bf16-pure: bf16 weights and "
+        "AdamW states (plain torch AdamW on a bf16 model); fp32",
+        choices=["bf16", "fp16", "bf16-pure", "fp32"],
     )
     gradient_checkpointing: bool = option(True, help="recompute activations in the backward pass")
     gpu_memory_gib: float = option(80.0, help="memory of one GPU, for the 'fits' verdict")
@@ -123,17 +126,6 @@ def plan_cli(options: PlanOptions) -> int:
     return 0
 
 
-def span(layers: list[int]) -> str:
-    """[0, 1, 2, 5] -> "0-2,5"."""
-    parts: list[str] = []
-    for i in layers:
-        if parts and parts[-1].split("-")[-1] == str(i - 1):
-            parts[-1] = f"{parts[-1].split('-')[0]}-{i}"
-        else:
-            parts.append(str(i))
-    return ",".join(parts)
-
-
 def human(n: float) -> str:
     for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
         if abs(n) >= size:
@@ -181,7 +173,7 @@ def print_plan(result: dict) -> None:
     lora = result["method"] == "lora"
     title = (
         f"{result['model']} ({result['model_type']}, {result['num_layers']} layers): method {result['method']}, "
-        f"layers {span(result['layers'])}, modules {','.join(result['modules'])}"
+        f"layers {format_layers(result['layers'])}, modules {','.join(result['modules'])}"
     )
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("layer", justify="right")
@@ -220,3 +212,5 @@ def print_plan(result: dict) -> None:
         console.print(
             f"  {'total':<17} {mem['total_bytes'] / gib:8.2f} GiB: {verdict} in {mem['gpu_memory_gib']:g} GiB"
         )
+        for note in mem.get("notes", []):
+            console.print(f"  note: {note}")

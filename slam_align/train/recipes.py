@@ -41,10 +41,19 @@ def _plan(model, options, method: str, modules: str | None):
     )
 
 
+def _apply(model, plan, options) -> None:
+    apply_plan(model, plan)
+    if not options.gradient_checkpointing and getattr(model, "_require_grads_hook", None) is not None:
+        # apply_plan makes the embeddings' output require grad for *reentrant* checkpointing.
+        # Without checkpointing that only buys an unused gradient w.r.t. the first layer's
+        # input (an extra backward matmul per step), so take the hook off again.
+        model.disable_input_require_grads()
+
+
 def _planned(method: str, default_modules: str | None):
     def prepare(model, options):
         plan = _plan(model, options, method, options.modules or default_modules)
-        apply_plan(model, plan)
+        _apply(model, plan, options)
         return model, plan
 
     return prepare
@@ -52,7 +61,7 @@ def _planned(method: str, default_modules: str | None):
 
 def _full(model, options):
     plan = build_plan(model, method="full")
-    apply_plan(model, plan)
+    _apply(model, plan, options)
     return model, plan
 
 

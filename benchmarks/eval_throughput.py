@@ -87,10 +87,15 @@ def naive_loop(tok, model, prompts: list[str], max_new_tokens: int) -> tuple[flo
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--langs", default="en,de,zh,bn", help="MGSM languages")
-    ap.add_argument("--per-lang", type=int, default=16, help="problems per language")
+    ap.add_argument("--per-lang", type=int, default=32, help="problems per language")
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--chunk-batches", type=int, default=1, help="batches per interleaved round")
+    ap.add_argument(
+        "--chunk-batches",
+        type=int,
+        default=2,
+        help="batches per interleaved round (slam eval sorts within a round)",
+    )
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")

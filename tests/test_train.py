@@ -63,11 +63,17 @@ def mix(tmp_path_factory) -> Path:
             )
         for line in en.read_text(encoding="utf-8").splitlines()[:24]:
             r = json.loads(line)
-            rows.append({"instruction": r["question"], "output": r["answer"], "kind": "response", "lang": "en"})
+            rows.append(
+                {"instruction": r["question"], "output": r["answer"], "kind": "response", "lang": "en"}
+            )
     else:  # a user's checkout without ../shared: small fixed data
         for i in range(24):
-            rows.append({"instruction": f"Übersetze: {i} Äpfel", "output": f"{i} apples", "kind": "alignment"})
-            rows.append({"instruction": f"What is {i} + 2?", "output": f"{i} + 2 = {i + 2}. The answer is {i + 2}."})
+            rows.append(
+                {"instruction": f"Übersetze: {i} Äpfel", "output": f"{i} apples", "kind": "alignment"}
+            )
+            rows.append(
+                {"instruction": f"What is {i} + 2?", "output": f"{i} + 2 = {i + 2}. The answer is {i + 2}."}
+            )
             rows[-1]["kind"] = "response"
     path = tmp_path_factory.mktemp("data") / "mix.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
@@ -142,14 +148,18 @@ def test_delta_merge_round_trips_bit_exactly(slam_run, tmp_path, cli, tiny_model
     # A base with another architecture is refused (config hash), in one line.
     other = tiny_model_factory("llama", num_layers=3)
     proc = cli("merge", "--base", other, "--delta", out / "final", "--output", tmp_path / "x", check=False)
-    assert proc.returncode == 2 and "config hash differs" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert (
+        proc.returncode == 2
+        and "config hash differs" in proc.stderr
+        and len(proc.stderr.strip().splitlines()) == 1
+    )
 
 
-def test_existing_output_is_never_overwritten(slam_run, cli, mix):
+def test_existing_output_is_never_overwritten(slam_run, mix):
     base, out, _ = slam_run
     before = (out / "final" / "model.safetensors").stat().st_mtime_ns
-    proc = cli(*_args(base, mix, out, "--max-steps", "1"), check=False)
-    assert proc.returncode == 2 and "--resume" in proc.stderr
+    with pytest.raises(SlamError, match="--resume"):
+        train(TrainOptions(model=str(base), data=[str(mix)], output=str(out), max_steps=1))
     assert (out / "final" / "model.safetensors").stat().st_mtime_ns == before
 
 
@@ -186,10 +196,9 @@ def test_ddp_two_cpu_processes(tmp_path, tiny_model_factory, mix):
         sys.executable,
         "-m",
         "torch.distributed.run",
+        "--standalone",  # a free port: other test runs on the machine may use the default one
         "--nproc_per_node",
         "2",
-        "--master_port",
-        "29517",
         "-m",
         "slam_align",
         *_args(base, mix, out, "--method", "slam", "--layers", "1", "--max-steps", "2"),
@@ -225,7 +234,9 @@ def test_bad_data_fails_before_training(tmp_path, tiny_llama_dir, content, messa
 
 def test_bad_data_cli_one_line(tmp_path, tiny_llama_dir, cli):
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"instruction": "a", "output": "b"}\n{"instruction": 1, "output": "b"}\n', encoding="utf-8")
+    bad.write_text(
+        '{"instruction": "a", "output": "b"}\n{"instruction": 1, "output": "b"}\n', encoding="utf-8"
+    )
     proc = cli(*_args(tiny_llama_dir, bad, tmp_path / "run", "--max-steps", "1"), check=False)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "bad.jsonl" in proc.stderr and "line 2" in proc.stderr
@@ -258,12 +269,18 @@ def test_two_stage_with_explicit_files_and_weights(tmp_path, tiny_llama_dir, mix
     opts = _opts(tiny_llama_dir, a, tmp_path / "o", method="two-stage", max_steps=1)
     opts.data, opts.stage1_data, opts.stage2_data = [], [f"{a}:0.5", f"{b}:0.5"], [str(b)]
     timing = train(opts)["timing"]
-    assert timing["stages"]["stage1"]["examples"] == len(rows)  # weighted mixture as large as both files
+    stage1 = timing["stages"]["stage1"]
+    assert stage1["examples"] + stage1["dropped_examples"] == len(
+        rows
+    )  # weighted mixture as large as both files
 
 
 def test_lora_saves_adapter_and_merged_model(tmp_path, tiny_llama_dir, mix):
-    out = Path(train(_opts(tiny_llama_dir, mix, tmp_path / "lora", method="lora", layers="1", max_steps=2))["output_dir"])
+    result = train(_opts(tiny_llama_dir, mix, tmp_path / "lora", method="lora", layers="1", max_steps=2))
+    out = Path(result["output_dir"])
     assert (out / "adapter" / "adapter_config.json").is_file()
+    # LoRA r=8 on layer 1's up (64->128) and down (128->64): 2 x 8 x (64 + 128) adapter parameters
+    assert result["trainable_params"] == 2 * 8 * (64 + 128)
     changed = _changed(_tensors(tiny_llama_dir), _tensors(out / "final"))
     assert changed and changed <= _ffn([1])  # the merged adapters touch only layer 1's up/down
 
@@ -271,7 +288,15 @@ def test_lora_saves_adapter_and_merged_model(tmp_path, tiny_llama_dir, mix):
 @pytest.mark.parametrize("method, expect", [("attention", "attn"), ("random", "mlp")])
 def test_ablations_train_their_plan(tmp_path, tiny_llama_dir, mix, method, expect):
     result = train(
-        _opts(tiny_llama_dir, mix, tmp_path / method, method=method, layers="2", num_random_layers=1, max_steps=1)
+        _opts(
+            tiny_llama_dir,
+            mix,
+            tmp_path / method,
+            method=method,
+            layers="2",
+            num_random_layers=1,
+            max_steps=1,
+        )
     )
     changed = _changed(_tensors(tiny_llama_dir), _tensors(Path(result["final_dir"])))
     assert changed and all(expect in k for k in changed)
@@ -282,11 +307,19 @@ def test_ablations_train_their_plan(tmp_path, tiny_llama_dir, mix, method, expec
 def test_layers_auto_from_identify_output(tmp_path, tiny_llama_dir, mix):
     sel = tmp_path / "identify"
     sel.mkdir()
-    (sel / "layers.json").write_text(json.dumps({"selected": [3], "scores": [0.1, 0.2, 0.3, 0.9], "method": "activation"}))
-    result = train(_opts(tiny_llama_dir, mix, tmp_path / "auto", layers=f"auto:{sel}/layers.json", max_steps=1))
+    (sel / "layers.json").write_text(
+        json.dumps({"selected": [3], "scores": [0.1, 0.2, 0.3, 0.9], "method": "activation"})
+    )
+    result = train(
+        _opts(tiny_llama_dir, mix, tmp_path / "auto", layers=f"auto:{sel}/layers.json", max_steps=1)
+    )
     assert _changed(_tensors(tiny_llama_dir), _tensors(Path(result["final_dir"]))) == _ffn([3])
     with pytest.raises(SlamError, match="layers file not found"):
-        train(_opts(tiny_llama_dir, mix, tmp_path / "auto2", layers="auto:/nonexistent/layers.json", max_steps=1))
+        train(
+            _opts(
+                tiny_llama_dir, mix, tmp_path / "auto2", layers="auto:/nonexistent/layers.json", max_steps=1
+            )
+        )
 
 
 def test_fused_gate_up_keeps_the_gate_half_bit_exact(tmp_path, tiny_model_factory, mix):
@@ -308,3 +341,30 @@ def test_resume_refuses_changed_options(tmp_path, tiny_llama_dir, mix):
     assert again["timing"]["complete"]  # already complete: returns its summary, trains nothing
     with pytest.raises(SlamError, match="max_steps"):
         train(_opts(tiny_llama_dir, mix, out, layers="0", max_steps=5, resume=True))
+
+
+def test_rebuild_from_base_restores_frozen_tensors(tmp_path, tiny_llama_dir, mix):
+    """What a DeepSpeed bf16 run needs: final/ rebuilt as base + delta, frozen tensors exact."""
+    from safetensors.torch import save_file
+
+    from slam_align.train.delta import rebuild_from_base
+
+    final = Path(train(_opts(tiny_llama_dir, mix, tmp_path / "ds", layers="1", max_steps=1))["final_dir"])
+    trained = _tensors(final)
+    rounded = {k: v.to(torch.bfloat16).to(v.dtype) for k, v in trained.items()}  # as bf16 engines save
+    save_file(rounded, str(final / "model.safetensors"), metadata={"format": "pt"})
+    rebuild_from_base(final, str(tiny_llama_dir))
+    rebuilt = _tensors(final)
+    assert all(torch.equal(rebuilt[k], trained[k]) for k in trained)
+    assert (final / "slam_delta.safetensors").is_file() and not (tmp_path / "ds" / ".final.old").exists()
+
+
+def test_gradient_checkpointing_with_frozen_embeddings_still_trains(tmp_path, tiny_llama_dir, mix):
+    """The pitfall: checkpointed layers behind frozen embeddings must still get gradients."""
+    plain = train(_opts(tiny_llama_dir, mix, tmp_path / "plain", layers="0,2", max_steps=2))
+    ckpt = train(
+        _opts(tiny_llama_dir, mix, tmp_path / "ckpt", layers="0,2", max_steps=2, gradient_checkpointing=True)
+    )
+    a, b = _tensors(Path(plain["final_dir"])), _tensors(Path(ckpt["final_dir"]))
+    assert _changed(_tensors(tiny_llama_dir), b) == _ffn([0, 2])
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)  # same training, recomputed activations

@@ -42,7 +42,10 @@ def test_truncation_and_examples_without_response_are_dropped(tiny_tokenizer):
 
 def test_collator_pads_right_with_masked_labels(tiny_tokenizer):
     feats, _ = tokenize_examples(
-        [Example(instruction="a", output="b"), Example(instruction="a much longer question here", output="c d e")],
+        [
+            Example(instruction="a", output="b"),
+            Example(instruction="a much longer question here", output="c d e"),
+        ],
         tiny_tokenizer,
         get_prompt("alpaca"),
     )

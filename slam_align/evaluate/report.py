@@ -159,14 +159,22 @@ def pct(x: float | None, digits: int = 1) -> str:
 
 
 def markdown_table(metrics: dict) -> str:
-    """Benchmarks as rows, languages as columns (accuracy in %), then the averages."""
+    """Benchmarks as rows, languages as columns (accuracy in %), then the averages.
+
+    "en retention" is ``average_non_en / accuracy["en"]`` in %; "no answer" the share of
+    outputs with no extractable number."""
     per = metrics["benchmarks"]
     langs = order_langs(lang for m in per.values() for lang in m["accuracy"])
-    head = ["benchmark", *langs, "avg", "non-en avg", "no answer"]
+    head = ["benchmark", *langs, "avg", "non-en avg", "en retention", "no answer"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, m in per.items():
         cells = [pct(m["accuracy"].get(lang)) for lang in langs]
-        cells += [pct(m["average"]), pct(m["average_non_en"]), pct(m["no_answer_rate"])]
+        cells += [
+            pct(m["average"]),
+            pct(m["average_non_en"]),
+            pct(m["en_retention"]),
+            pct(m["no_answer_rate"]),
+        ]
         lines.append("| " + " | ".join([name, *cells]) + " |")
     lines.append("")
     lines.append("95% bootstrap intervals (accuracy %):")

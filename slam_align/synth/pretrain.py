@@ -45,6 +45,7 @@ class PretrainSettings:
     learning_rate: float = 3e-3
     warmup_steps: int = 60
     weight_decay: float = 0.01
+    question_loss: bool = True  # loss on English questions as well as answers
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -77,10 +78,10 @@ def default_cache_dir(explicit: str | os.PathLike | None = None) -> Path:
 
 
 def pretraining_documents(world: World, eos: str) -> list[tuple[str, str]]:
-    """(context, target) pairs: the loss covers ``target`` only.
+    """(prompt, text) pairs, tokenised separately exactly as training and evaluation do.
 
-    English problems are (prompt, chain-of-thought answer): supervised like MetaMath's
-    training. Foreign text is ("", text): plain language modelling, no answers.
+    English problems are (prompt, chain-of-thought answer); foreign text is ("", text):
+    plain language modelling, no answers. Whether the prompt gets loss is a setting.
     """
     prompt = get_prompt(DEMO_PROMPT)
     english, foreign = world.pretraining_documents()
@@ -96,8 +97,8 @@ def train_tokenizer(world: World, settings: PretrainSettings, output_dir: Path |
     return train_bpe_tokenizer(corpus, vocab_size=settings.vocab_size, output_dir=output_dir)
 
 
-def _packed_blocks(docs: list[tuple[list[int], list[int]]], block: int, rng: random.Random):
-    """Shuffle documents, concatenate, cut into blocks: (input ids, labels) with context masked."""
+def _packed_blocks(docs, block: int, rng: random.Random, prompt_loss: bool):
+    """Shuffle documents, concatenate, cut into blocks of (input ids, labels)."""
     order = list(range(len(docs)))
     rng.shuffle(order)
     ids: list[int] = []
@@ -105,7 +106,7 @@ def _packed_blocks(docs: list[tuple[list[int], list[int]]], block: int, rng: ran
     for i in order:
         context, target = docs[i]
         ids += context + target
-        labels += [-100] * len(context) + target
+        labels += (context if prompt_loss else [-100] * len(context)) + target
     return [(ids[i : i + block], labels[i : i + block]) for i in range(0, len(ids) - block + 1, block)]
 
 
@@ -160,7 +161,9 @@ def pretrain(
     tokens_seen = 0
     for step in range(settings.steps):
         if len(blocks) < settings.batch_size:
-            blocks = _packed_blocks(token_docs, settings.block_size, rng)  # a new epoch
+            blocks = _packed_blocks(
+                token_docs, settings.block_size, rng, settings.question_loss
+            )  # a new epoch
         chosen = [blocks.pop() for _ in range(settings.batch_size)]
         batch = torch.tensor([ids for ids, _ in chosen])
         loss = model(input_ids=batch, labels=torch.tensor([lab for _, lab in chosen])).loss

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 SYN_LANGS: tuple[str, ...] = (
     "syn-bn",
@@ -60,8 +60,8 @@ class WorldSettings:
     pretrain_en: int = 6000  # English problems with answers (the base model's "MetaMath" data)
     pretrain_foreign: int = 600  # unlabelled questions per language (no answers)
     parallel_sentences: int = 0  # a little parallel text (X sentence = English sentence) per language
-    align: int = 100  # problems per language for alignment (question alignment + X -> English answer)
-    reasoning: int = 2000  # English problems with answers for two-stage's stage 2 (MetaMathQA's role)
+    align: int = 80  # problems per language for alignment (question alignment + X -> English answer)
+    reasoning: int = 3000  # English problems with answers for two-stage's stage 2 (MetaMathQA's role)
     identify: int = 20  # parallel problems for layer identification
     test: int = 50  # parallel held-out problems per language for evaluation
 
@@ -384,14 +384,26 @@ class World:
                     }
                 )
                 response.append(
-                    {"instruction": x, "input": "", "output": p.chain_of_thought(), "lang": lang, "kind": "response"}
+                    {
+                        "instruction": x,
+                        "input": "",
+                        "output": p.chain_of_thought(),
+                        "lang": lang,
+                        "kind": "response",
+                    }
                 )
         return translation, response
 
     def reasoning_rows(self) -> list[dict]:
         """English problems with chain-of-thought answers: two-stage's stage-2 data (MetaMathQA's role)."""
         return [
-            {"instruction": p.english(), "input": "", "output": p.chain_of_thought(), "lang": "en", "kind": "response"}
+            {
+                "instruction": p.english(),
+                "input": "",
+                "output": p.chain_of_thought(),
+                "lang": "en",
+                "kind": "response",
+            }
             for p in self.splits()["reasoning"]
         ]
 
@@ -431,9 +443,9 @@ def quick_settings(seed: int = 0) -> WorldSettings:
         pretrain_en=3000,
         pretrain_foreign=200,
         align=60,
-        reasoning=1200,
+        reasoning=2000,
         identify=12,
-        test=30,
+        test=50,
     )
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from slam_align.errors import SlamError
 from slam_align.data.training import read_alpaca
+from slam_align.errors import SlamError
 
 
 def parse_data_spec(spec: str) -> tuple[str, float | None]:

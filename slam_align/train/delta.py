@@ -163,3 +163,23 @@ def merge_cli(options: MergeOptions) -> int:
     result = merge(options)
     print(f"merged {result['tensors']} tensors into {result['output']}")
     return 0
+
+
+def rebuild_from_base(final_dir: str | Path, base: str) -> Path:
+    """Replace ``final_dir``'s model by base + its delta (frozen tensors straight from the base).
+
+    Needed where the engine changed the frozen weights' representation, e.g. DeepSpeed with
+    bf16 keeps module weights in bf16, so an fp32 base would come back rounded. The delta
+    and manifest are kept; the swap happens only once the rebuilt model is complete.
+    """
+    final_dir = Path(final_dir)
+    tmp, old = final_dir.with_name(".final.rebuild"), final_dir.with_name(".final.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+    merge(MergeOptions(base=base, delta=str(final_dir / DELTA_FILE), output=str(tmp)))
+    for name in (DELTA_FILE, MANIFEST_FILE):
+        shutil.copy2(final_dir / name, tmp / name)
+    final_dir.rename(old)
+    tmp.rename(final_dir)
+    shutil.rmtree(old)
+    return final_dir

@@ -34,7 +34,7 @@ from slam_align.io import atomic_write_json, atomic_write_yaml, environment_vers
 from slam_align.train import datasets as data
 from slam_align.train._compat import load_config, load_model, load_tokenizer
 from slam_align.train.config import TrainOptions
-from slam_align.train.delta import save_delta
+from slam_align.train.delta import rebuild_from_base, save_delta
 from slam_align.train.recipes import get_recipe
 from slam_align.train.report import loss_curve, plot_losses, write_readme
 from slam_align.train.trainer import (
@@ -49,7 +49,7 @@ from slam_align.train.trainer import (
 log = logging.getLogger(__name__)
 
 # Options that may differ between a run and its resumption.
-_RESUME_FREE = {"resume", "overwrite", "progress"}
+_RESUME_FREE = {"resume", "overwrite", "progress", "save_steps", "save_total_limit", "logging_steps"}
 
 
 def _stage_data(options: TrainOptions, stages: tuple[str, ...]) -> dict[str, list]:
@@ -119,6 +119,10 @@ def _prepare_run_dir(out: Path, options: TrainOptions, config_record: dict) -> d
     return json.loads(timing.read_text(encoding="utf-8")) if timing.is_file() else None
 
 
+def base_dtype_of(config) -> torch.dtype:
+    return _dtype(getattr(config, "dtype", None) or getattr(config, "torch_dtype", None))
+
+
 def _dtype(name) -> torch.dtype:
     if isinstance(name, torch.dtype):
         return name
@@ -164,7 +168,7 @@ def train(options: TrainOptions) -> dict:
     set_seed(options.seed)
     tokenizer = load_tokenizer(options.model)
     base_config = load_config(options.model)
-    base_dtype = _dtype(getattr(base_config, "dtype", None) or getattr(base_config, "torch_dtype", None))
+    base_dtype = base_dtype_of(base_config)
     train_dtype = base_dtype if options.dtype == "auto" else _dtype(options.dtype)
     done = dict((previous or {}).get("stages", {}))
     curves: dict[str, list] = _previous_curves(out) if previous else {}
@@ -184,15 +188,18 @@ def train(options: TrainOptions) -> dict:
         features, dropped = tokenize_examples(stage_examples[stage], tokenizer, template, options.cutoff_len)
         if not features:
             raise SlamError(f"{stage}: no example left after truncation to {options.cutoff_len} tokens")
-        trainer = build_trainer(model, tokenizer, data.FeatureDataset(features), options, stage_dir, plan=plan)
+        trainer = build_trainer(
+            model, tokenizer, data.FeatureDataset(features), options, stage_dir, plan=plan
+        )
         checkpoint = newest_checkpoint(stage_dir) if options.resume else None
         if checkpoint:
             log.info("resuming %s from %s", stage, checkpoint)
         t0 = time.perf_counter()
         result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         wall = time.perf_counter() - t0
+        counts = count_params(model)  # before saving: LoRA's merge removes the adapters
         _save_final(trainer, model, recipe, target, out, base_dtype, train_dtype, tokenizer)
-        trainable, total = count_params(model)
+        trainable = counts[0]
         tokens = int(trainer.state.num_input_tokens_seen or 0)
         curves[stage] = loss_curve(trainer.state.log_history)
         done[stage] = {
@@ -211,16 +218,14 @@ def train(options: TrainOptions) -> dict:
         if main:
             atomic_write_json(out / "metrics.json", {"loss_curve": curves, "method": options.method})
             atomic_write_json(
-                out / "timing.json", _timing(done, False, options, recipe, plan, model, base_dtype)
+                out / "timing.json", _timing(done, False, options, recipe, plan, counts, base_dtype)
             )
-        if not last and recipe.lora is False and train_dtype != base_dtype:
-            model = None  # next stage reloads the saved stage (identical to its dtype round trip)
         trainer.accelerator.wait_for_everyone()
 
     if plan is None:  # resumed after the last stage finished but before the summary was written
-        model = load_model(str(out / "final"), dtype=train_dtype)
-        model, plan = recipe.prepare(model, options)
-    timing = _timing(done, True, options, recipe, plan, model, base_dtype)
+        model, plan = recipe.prepare(load_model(options.model, dtype=train_dtype), options)
+        counts = count_params(model)
+    timing = _timing(done, True, options, recipe, plan, counts, base_dtype)
     timing["process_seconds"] = time.perf_counter() - started
     if main:
         _finish(out, options, recipe, plan, timing, curves, base_config)
@@ -236,9 +241,9 @@ def _plan_summary(plan) -> dict:
     }
 
 
-def _timing(done, complete, options, recipe, plan, model, base_dtype) -> dict:
-    trainable, total = count_params(model) if model is not None else (0, 0)
-    if recipe.lora and model is not None:
+def _timing(done, complete, options, recipe, plan, counts, base_dtype) -> dict:
+    trainable, total = counts
+    if recipe.lora:
         total = total - trainable  # the adapters are extra parameters on top of the base
     stages = {k: dict(v) for k, v in done.items()}
     return {
@@ -277,6 +282,10 @@ def _finish(out: Path, options, recipe, plan, timing, curves, base_config) -> No
     if recipe.subset and options.save_delta:
         extra = {"method": options.method, **_plan_summary(plan)}
         save_delta(final, list(plan.trainable_names), options.model, base_config, extra)
+        if options.deepspeed:
+            # DeepSpeed keeps (and saves) module weights in its own precision: take the frozen
+            # tensors from the base again so that they stay bit-identical to it.
+            rebuild_from_base(final, options.model)
     atomic_write_json(out / "metrics.json", {"loss_curve": curves, "method": options.method})
     plot_losses(curves, out / "loss.png", f"{options.method}: training loss")
     atomic_write_json(out / "timing.json", timing)

@@ -1,0 +1,122 @@
+"""``slam demo --quick`` end to end, as a real subprocess: contract, targets, cache, bad input.
+
+This is the project's slowest test (a few minutes on 2 CPU cores: it pretrains the base
+model from scratch in a temporary cache, then runs identify, train and eval for real).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from slam_align.synth.world import ALL_LANGS
+
+pytestmark = pytest.mark.slow
+
+METHODS = ("base", "slam", "full", "two-stage")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    from conftest import run_cli
+
+    root = tmp_path_factory.mktemp("demo")
+    out, cache = root / "out", root / "cache"
+    t0 = time.perf_counter()
+    proc = run_cli("demo", "--quick", "--output", out, "--cache-dir", cache, "--no-progress", timeout=900)
+    seconds = time.perf_counter() - t0
+    return out, cache, proc, seconds
+
+
+def test_quick_demo_writes_the_contract(quick_run):
+    out, _, proc, seconds = quick_run
+    print(f"slam demo --quick took {seconds:.0f} s")
+    for name in ("results.json", "README.md", "config.yaml", "metrics.json", "timing.json"):
+        assert (out / name).is_file(), name
+    for name in ("accuracy.png", "layer_scores.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    results = json.loads((out / "results.json").read_text())
+    assert set(METHODS) <= set(results["methods"])
+    for name in METHODS:
+        entry = results["methods"][name]
+        assert set(entry["accuracy"]) == set(ALL_LANGS)
+        assert all(0.0 <= v <= 1.0 for v in entry["accuracy"].values())
+        assert 0.0 <= entry["trainable_fraction"] <= 1.0
+        assert entry["train_seconds"] >= 0.0
+    assert results["methods"]["full"]["trainable_fraction"] == 1.0
+    assert results["methods"]["base"]["train_seconds"] == 0.0
+    assert results["seed"] == 0 and results["world"]["seed"] == 0
+    n = results["num_layers"]
+    assert results["identified_layers"] and all(0 <= i < n for i in results["identified_layers"])
+    # SLAM trained exactly the identified layers, through slam train's own run directory.
+    slam_timing = json.loads((out / "runs" / "slam" / "timing.json").read_text())
+    assert sorted(slam_timing["plan"]["layers"]) == sorted(results["identified_layers"])
+    # The numbers in results.json are slam eval's own metrics (nothing recomputed or typed in).
+    for name in METHODS:
+        metrics = json.loads((out / "eval" / name / "metrics.json").read_text())
+        assert metrics["accuracy"] == pytest.approx(results["methods"][name]["accuracy"])
+    readme = (out / "README.md").read_text()
+    assert "| slam |" in readme and "Targets" in readme
+    assert "wrote" in proc.stdout
+
+
+def test_quick_demo_targets(quick_run):
+    out = quick_run[0]
+    results = json.loads((out / "results.json").read_text())
+    m = results["methods"]
+    base, slam, two = m["base"], m["slam"], m["two-stage"]
+    assert base["accuracy"]["en"] >= 0.8
+    assert base["average_non_en"] <= base["accuracy"]["en"] - 0.3
+    assert slam["average_non_en"] >= base["average_non_en"] + 0.15
+    assert slam["accuracy"]["en"] >= base["accuracy"]["en"] - 0.05
+    assert slam["trainable_fraction"] <= 0.20
+    assert two["train_seconds"] >= 2.0 * slam["train_seconds"]
+    # The report's own target table agrees with these checks.
+    held = {t["name"]: t["held"] for t in results["targets"]}
+    assert held["SLAM non-English gain over base"] is True
+
+
+def test_second_run_starts_from_the_cached_base(quick_run, tmp_path):
+    from conftest import run_cli
+
+    out, cache, _, _ = quick_run
+    first = json.loads((out / "results.json").read_text())
+    proc = run_cli(
+        "demo",
+        "--quick",
+        "--methods",
+        "slam",
+        "--output",
+        tmp_path / "again",
+        "--cache-dir",
+        cache,
+        "--no-progress",
+    )
+    results = json.loads((tmp_path / "again" / "results.json").read_text())
+    assert results["base_model"]["from_cache"] is True
+    assert results["timing"]["pretrain_seconds"] == 0.0
+    assert results["methods"]["base"]["accuracy"] == first["methods"]["base"]["accuracy"]
+    assert "wrote" in proc.stdout
+
+
+def test_existing_output_is_never_overwritten_silently(quick_run, tmp_path):
+    from conftest import run_cli
+
+    out = quick_run[0]
+    before = (out / "results.json").read_bytes()
+    proc = run_cli("demo", "--quick", "--output", out, "--cache-dir", tmp_path, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error:") and "--overwrite" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert (out / "results.json").read_bytes() == before
+
+
+def test_bad_method_is_one_line_error(tmp_path):
+    from conftest import run_cli
+
+    proc = run_cli("demo", "--quick", "--methods", "slam,magic", "--output", tmp_path / "x", check=False)
+    assert proc.returncode == 2
+    assert "magic" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()

@@ -47,7 +47,11 @@ def test_values_are_checked_with_one_line_errors(tmp_path):
     bad.write_text("model: [unclosed\n")
     with pytest.raises(SlamError, match="bad.yaml"):
         resolve_options(DemoOpts, str(bad), {})
-    assert build_options(DemoOpts, {"model": "m", "langs": "bn, th,sw", "limit": "none"}).langs == ["bn", "th", "sw"]
+    assert build_options(DemoOpts, {"model": "m", "langs": "bn, th,sw", "limit": "none"}).langs == [
+        "bn",
+        "th",
+        "sw",
+    ]
 
 
 def test_every_command_has_help(capsys):

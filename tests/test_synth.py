@@ -137,3 +137,15 @@ def test_cache_dir_and_key(monkeypatch, tmp_path):
     assert cache_key(SMALL, ps) != cache_key(dataclasses.replace(SMALL, seed=3), ps)
     assert cache_key(SMALL, ps) != cache_key(SMALL, dataclasses.replace(ps, steps=7))
     assert WorldSettings().fingerprint() != SMALL.fingerprint()
+
+
+def test_pretraining_text_is_english_answers_plus_unlabelled_foreign_text():
+    world = World(dataclasses.replace(SMALL, parallel_sentences=2))
+    english, foreign = world.pretraining_documents()
+    assert len(english) == SMALL.pretrain_en
+    assert all(a.endswith(".") and "The answer is" in a for _, a in english)
+    # Foreign text carries no answers; the optional parallel text pairs sentences with English.
+    assert not any("The answer is" in t for t in foreign)
+    pairs = [t for t in foreign if " = " in t]
+    assert pairs and all(t.split(" = ")[1][0].isupper() for t in pairs)
+    assert len(foreign) - len(pairs) == SMALL.pretrain_foreign * len(SYN_LANGS)

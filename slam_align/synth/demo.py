@@ -230,16 +230,16 @@ def run_demo(options: DemoOptions) -> dict:
     from slam_align.synth import report
 
     _check(options)
-    out = prepare_output_dir(options.output, overwrite=options.overwrite)
-    torch.set_num_threads(options.threads)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     p = preset(options.quick, options.seed)
     methods = list(dict.fromkeys(options.methods))
     top_k = options.top_k or p.top_k
     if top_k > p.pretrain.layers:
         raise SlamError(f"--top-k {top_k}: the base model has only {p.pretrain.layers} layers")
+    out = prepare_output_dir(options.output, overwrite=options.overwrite)
+    torch.set_num_threads(options.threads)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     bar = Progress(options.progress, total=4 + 2 * len(methods) + 1)
-    timing: dict = {}
+    timing: dict = {"threads": options.threads, "cpu_count": os.cpu_count()}
     atomic_write_yaml(out / "config.yaml", {**options_to_dict(options), "preset": p.to_dict()})
 
     world = World(p.world)
@@ -317,7 +317,7 @@ def _pretrain_progress(options: DemoOptions):
     def update(step: int, total: int, loss: float) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, desc="pretraining", unit="step", leave=False)
+            bar = tqdm(total=total, desc="pretraining", unit="step", leave=False, mininterval=1.0)
         bar.update(1)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss:.3f}")

@@ -200,8 +200,17 @@ def findings(results: dict) -> list[str]:
             f"and moved the non-English average from {100 * base['average_non_en']:.1f}% to "
             f"{100 * slam['average_non_en']:.1f}% (English {100 * base['accuracy']['en']:.1f}% -> {100 * slam['accuracy']['en']:.1f}%)."
         )
+        lower = m.get("slam-lower")
+        if lower and sorted(lower.get("layers") or []) == sorted(layers or []):
+            lines.append("slam-lower trained the same layers as slam: identification chose the lowest ones.")
+        elif lower:
+            lines.append(
+                f"slam-lower (layers {lower.get('layers')}) reached {100 * lower['average_non_en']:.1f}% "
+                f"non-English and {100 * lower['accuracy']['en']:.1f}% English, against slam's "
+                f"{100 * slam['average_non_en']:.1f}% and {100 * slam['accuracy']['en']:.1f}% on the identified layers."
+            )
         for name, e in m.items():
-            if name in ("base", "slam"):
+            if name in ("base", "slam", "slam-lower"):
                 continue
             d = e["average_non_en"] - slam["average_non_en"]
             if d > 0:
@@ -361,7 +370,9 @@ def readme(results: dict, versions: dict) -> str:
         f"identification {t['identify_seconds']:.1f} s",
         f"- training: {', '.join(f'{k} {v:.1f} s' for k, v in t['train_seconds'].items())}",
         f"- evaluation: {', '.join(f'{k} {v:.1f} s' for k, v in t['eval_seconds'].items())}",
-        f"- torch {versions.get('torch', '?')}, transformers {versions.get('transformers', '?')}",
+        f"- {t.get('threads', '?')} torch thread(s) on a machine with {t.get('cpu_count', '?')} CPU cores "
+        "(other work on the machine slows every step alike; compare ratios, not seconds); "
+        f"torch {versions.get('torch', '?')}, transformers {versions.get('transformers', '?')}",
         "",
         "Files: `results.json` (all numbers), `metrics.json`, `timing.json`, `config.yaml`, "
         "`data/` (the world's files), `identify/`, `runs/<method>/` (slam train), `eval/<method>/` (slam eval).",

@@ -61,7 +61,7 @@ class WorldSettings:
     pretrain_foreign: int = 600  # unlabelled questions per language (no answers)
     parallel_sentences: int = 0  # a little parallel text (X sentence = English sentence) per language
     align: int = 80  # problems per language for alignment (question alignment + X -> English answer)
-    reasoning: int = 3000  # English problems with answers for two-stage's stage 2 (MetaMathQA's role)
+    reasoning: int = 6000  # English problems with answers for two-stage's stage 2 (MetaMathQA's role)
     identify: int = 20  # parallel problems for layer identification
     test: int = 50  # parallel held-out problems per language for evaluation
 
@@ -443,7 +443,7 @@ def quick_settings(seed: int = 0) -> WorldSettings:
         pretrain_en=3000,
         pretrain_foreign=200,
         align=60,
-        reasoning=2000,
+        reasoning=4000,
         identify=12,
         test=50,
     )

@@ -45,6 +45,11 @@ class TrainOptions:
         "cosine", help="Transformers scheduler name (cosine, linear, constant...)"
     )
     warmup_ratio: float = option(0.0, help="fraction of steps for linear warm-up")
+    optim: str | None = option(
+        None,
+        help="optimizer, as Transformers' TrainingArguments.optim names it (adamw_torch_fused, "
+        "adamw_torch, adafactor, ...; default: the Trainer's, adamw_torch_fused)",
+    )
     weight_decay: float = option(0.0, help="AdamW weight decay (trainable parameters only)")
     max_grad_norm: float = option(1.0, help="gradient clipping")
     per_device_train_batch_size: int = option(4, help="micro-batch per device")

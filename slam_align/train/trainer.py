@@ -73,6 +73,8 @@ def training_arguments(options, output_dir: str | Path, seed: int | None = None)
         fsdp=options.fsdp or None,
         fsdp_config=options.fsdp_config,
     )
+    if options.optim:
+        kwargs["optim"] = options.optim
     if not cuda and world_size() > 1:
         kwargs["ddp_backend"] = "gloo"
     if options.gradient_checkpointing:

@@ -95,11 +95,15 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
         raise SlamError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read JSON Lines; a bad line is reported by file and line number."""
+def read_jsonl(path: str | os.PathLike, *, line_key: str | None = None, what: str = "file") -> list[dict]:
+    """Read JSON Lines; a bad line is reported by file and line number.
+
+    ``line_key`` (e.g. ``"_line"``) stores each row's line number in the row, so that later
+    checks of a field can name the line too.
+    """
     path = Path(path)
     if not path.is_file():
-        raise SlamError(f"{path}: file not found")
+        raise SlamError(f"{path}: {what} not found")
     rows = []
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
@@ -111,6 +115,8 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
                 raise SlamError(f"{path}: line {lineno}: not valid JSON ({e.msg})") from None
             if not isinstance(row, dict):
                 raise SlamError(f"{path}: line {lineno}: expected a JSON object, got {type(row).__name__}")
+            if line_key:
+                row[line_key] = lineno
             rows.append(row)
     return rows
 

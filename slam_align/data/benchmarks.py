@@ -18,7 +18,6 @@ Local layouts (``data_dir`` may be the benchmark folder itself or a parent holdi
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -27,6 +26,7 @@ from typing import Any
 
 from slam_align.data.languages import LANGUAGE_NAMES, PAPER_LANGS, parse_langs
 from slam_align.errors import SlamError
+from slam_align.io import read_jsonl
 
 BENCHMARKS = ("mgsm", "msvamp", "gsm8k")
 
@@ -164,23 +164,8 @@ def read_mgsm_tsv(path: Path) -> list[dict]:
 
 
 def _read_jsonl_rows(path: Path) -> list[dict]:
-    """JSON Lines keeping each row's line number for error messages."""
-    if not path.is_file():
-        raise SlamError(f"{path}: file not found")
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise SlamError(f"{path}: line {lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise SlamError(f"{path}: line {lineno}: expected a JSON object, got {type(row).__name__}")
-            row["_line"] = lineno
-            rows.append(row)
-    return rows
+    """JSON Lines keeping each row's line number (``_line``) for error messages."""
+    return read_jsonl(path, line_key="_line")
 
 
 def _benchmark_dir(name: str, data_dir: str | Path, marker: str) -> Path:

@@ -8,7 +8,6 @@ scoring a run's predictions reproduces its ``metrics.json``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from slam_align.data.prompts import PROMPTS
 from slam_align.errors import SlamError
 from slam_align.evaluate.extract import answers_match, extract_answer, parse_gold
 from slam_align.evaluate.report import compute_metrics, order_langs, pct
-from slam_align.io import dumps_json
+from slam_align.io import dumps_json, read_jsonl
 
 
 def evaluation_stops() -> tuple[str, ...]:
@@ -66,21 +65,7 @@ def score_predictions(rows: Sequence[dict], n_boot: int = 1000, seed: int = 0, s
 def read_predictions(path: str | Path) -> list[dict]:
     """JSON Lines with each row's line number kept (``_line``) for error messages."""
     path = Path(path)
-    if not path.is_file():
-        raise SlamError(f"{path}: predictions file not found")
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise SlamError(f"{path}: line {lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise SlamError(f"{path}: line {lineno}: expected a JSON object, got {type(row).__name__}")
-            row["_line"] = lineno
-            rows.append(row)
+    rows = read_jsonl(path, line_key="_line", what="predictions file")
     if not rows:
         raise SlamError(f"{path}: no predictions in the file")
     return rows

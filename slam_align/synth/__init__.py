@@ -1,0 +1,1 @@
+"""Synthetic multilingual world and `slam demo` (runs the whole SLAM story on a CPU)."""

@@ -115,7 +115,7 @@ class MergeOptions:
 
 def merge(options: MergeOptions) -> dict:
     """Base + delta -> a full Transformers model directory (base dtype, tokenizer copied)."""
-    from slam_align.train._compat import load_config, load_model, load_tokenizer
+    from slam_align.models.loading import load_config, load_model, load_tokenizer
 
     delta_path = Path(options.delta)
     if delta_path.is_dir():

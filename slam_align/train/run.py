@@ -31,8 +31,8 @@ from slam_align.data.prompts import get_prompt
 from slam_align.data.tokenize import tokenize_examples
 from slam_align.errors import SlamError
 from slam_align.io import atomic_write_json, atomic_write_yaml, environment_versions, prepare_output_dir
+from slam_align.models.loading import load_config, load_model, load_tokenizer
 from slam_align.train import datasets as data
-from slam_align.train._compat import load_config, load_model, load_tokenizer
 from slam_align.train.config import TrainOptions
 from slam_align.train.delta import rebuild_from_base, save_delta
 from slam_align.train.recipes import get_recipe

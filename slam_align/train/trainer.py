@@ -127,6 +127,12 @@ def build_trainer(model, tokenizer, dataset, options, output_dir, plan=None, see
         callbacks=[RestoreFrozenSlices()] if partial else None,
     )
     trainer.no_decay = frozenset(partial)
+    if not options.progress:
+        # Without progress bars the Trainer prints every log dict to stdout instead; the loss
+        # curve is in metrics.json already, so keep quiet runs quiet (the demo calls train() often).
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     return trainer
 
 

@@ -38,6 +38,7 @@ def test_shared_sample_config_builds_the_slam_mixture(cli, shared_data, tmp_path
     assert sorted(p.name for p in out.iterdir()) == [
         "README.md",
         "config.yaml",
+        "metrics.json",
         "stats.json",
         "timing.json",
         "train.jsonl",

@@ -7,7 +7,8 @@ question in X -> English question; ``response``: question -> chain-of-thought an
 The build reads every source, keeps the mixture's languages, removes duplicates, removes
 every example whose question is a test question (MGSM in all languages, MSVAMP, GSM8K
 test; compared after normalisation), samples the sizes (seeded, balanced per language),
-and writes ``train.jsonl``, ``stats.json``, ``config.yaml`` and ``README.md`` at once.
+and writes ``train.jsonl``, ``stats.json`` (also as ``metrics.json``), ``timing.json``,
+``config.yaml`` and ``README.md`` at once.
 """
 
 from __future__ import annotations
@@ -517,6 +518,8 @@ def build(opts: BuildOptions) -> dict:
         {
             "train.jsonl": lambda p: atomic_write_jsonl(p, (e.to_dict() for e in examples)),
             "stats.json": lambda p: atomic_write_json(p, stats),
+            # Every run directory has metrics.json; for a data build the metrics are its stats.
+            "metrics.json": lambda p: atomic_write_json(p, stats),
             "config.yaml": lambda p: atomic_write_yaml(p, config),
             "timing.json": lambda p: atomic_write_json(p, {"build_seconds": round(seconds, 3)}),
             "README.md": lambda p: write_run_readme(

@@ -21,37 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 FIELDS = {"benchmark", "lang", "id", "question", "prediction", "extracted", "answer", "correct"}
 
 
-def digit_model(src: Path, out: Path) -> Path:
-    """The tiny model with an LM head that can only emit digits, '.', space or EOS.
-
-    A random model almost never writes a number; this one always does, so scores are not
-    all zero and the checks below can fail.
-    """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if (out / "config.json").is_file():
-        return out
-    tok = AutoTokenizer.from_pretrained(str(src))
-    model = AutoModelForCausalLM.from_pretrained(str(src))
-    vocab = tok.get_vocab()
-    keep = [vocab[str(d)] for d in range(10)] + [tok.eos_token_id, vocab["."], vocab["Ġ"]]
-    with torch.no_grad():
-        w = model.lm_head.weight
-        mask = torch.zeros(w.shape[0], dtype=torch.bool)
-        mask[keep] = True
-        w[~mask] = 0
-        w[mask] = torch.randn(int(mask.sum()), w.shape[1], generator=torch.Generator().manual_seed(0)) * 2
-    model.save_pretrained(str(out))
-    tok.save_pretrained(str(out))
-    return out
-
-
-@pytest.fixture(scope="module")
-def digits_dir(tiny_llama_dir, tmp_path_factory) -> Path:
-    return digit_model(tiny_llama_dir, tmp_path_factory.mktemp("digits"))
-
-
 @pytest.fixture(scope="module")
 def e2e_run(tiny_llama_dir, shared_data, tmp_path_factory):
     """One real ``slam eval`` subprocess over MGSM, MSVAMP and GSM8K."""

@@ -12,26 +12,6 @@ from slam_align.evaluate.run import EvalOptions, evaluate
 from slam_align.evaluate.score import score_predictions
 
 
-def _digit_model(src: Path, out: Path) -> Path:
-    """The tiny model restricted to emitting digits, '.', space or EOS (it always writes a number)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(src))
-    model = AutoModelForCausalLM.from_pretrained(str(src))
-    vocab = tok.get_vocab()
-    keep = [vocab[str(d)] for d in range(10)] + [tok.eos_token_id, vocab["."], vocab["Ġ"]]
-    with torch.no_grad():
-        w = model.lm_head.weight
-        mask = torch.zeros(w.shape[0], dtype=torch.bool)
-        mask[keep] = True
-        w[~mask] = 0
-        w[mask] = torch.randn(int(mask.sum()), w.shape[1], generator=torch.Generator().manual_seed(0)) * 2
-    model.save_pretrained(str(out))
-    tok.save_pretrained(str(out))
-    return out
-
-
 def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
@@ -39,9 +19,9 @@ def _rows(path: Path) -> list[dict]:
 COMPARED = ("accuracy", "average", "average_non_en", "en_retention", "ci95", "no_answer_rate", "n", "correct")
 
 
-def test_score_reproduces_eval_metrics(tiny_llama_dir, shared_data, tmp_path, cli):
+def test_score_reproduces_eval_metrics(digits_dir, shared_data, tmp_path, cli):
     """A run with right and wrong answers and outputs without a number, re-scored by the CLI."""
-    model = _digit_model(tiny_llama_dir, tmp_path / "digits")
+    model = digits_dir
     questions = [json.loads(json.dumps({"q": line.rsplit("\t", 1)[0]})) for line in
                  (shared_data / "mgsm" / "mgsm_en.tsv").read_text(encoding="utf-8").splitlines()[:6]]  # fmt: skip
     probe = tmp_path / "probe.jsonl"

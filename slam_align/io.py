@@ -49,15 +49,6 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    return Path(path)
-
-
 def _json_default(obj: Any):
     # numpy / torch scalars and paths appear in metrics; make them plain JSON.
     if hasattr(obj, "item"):

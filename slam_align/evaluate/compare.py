@@ -22,8 +22,6 @@ from slam_align.errors import SlamError
 from slam_align.evaluate.report import bar_chart, order_langs, pct
 from slam_align.io import atomic_write_json, atomic_write_text, atomic_write_yaml, write_run_readme
 
-FILES = ("comparison.md", "comparison.csv", "comparison.png", "metrics.json", "config.yaml", "README.md")
-
 
 @dataclass
 class CompareOptions:

@@ -137,8 +137,6 @@ ARCHITECTURES: dict[str, ArchSpec] = {
     "qwen3_moe": _MOE,
 }
 
-FFN_ROLES = ("ffn_up", "ffn_down", "ffn_gate", "ffn_gate_up")
-
 
 @dataclass
 class LayerInfo:

@@ -16,6 +16,7 @@ import torch
 
 from slam_align.data.tokenize import MaskedCollator, pad_token_id
 from slam_align.errors import SlamError
+from slam_align.models.plan import frozen_slice_callback
 
 
 def world_size() -> int:
@@ -86,7 +87,7 @@ def training_arguments(options, output_dir: str | Path, seed: int | None = None)
 
 
 def _trainer_classes():
-    from transformers import Trainer, TrainerCallback
+    from transformers import Trainer
 
     class SlamTrainer(Trainer):
         """The stock Trainer; partially trainable fused tensors get no weight decay."""
@@ -96,24 +97,12 @@ def _trainer_classes():
         def get_decay_parameter_names(self, model) -> list[str]:
             return [n for n in super().get_decay_parameter_names(model) if n not in self.no_decay]
 
-    class RestoreFrozenSlices(TrainerCallback):
-        """Fused gate_up under ``ffn``: put the frozen gate half back after every optimizer step.
-
-        The plan's gradient hook already zeroes that half's gradient (so AdamW does not move
-        it); this makes it exact for any optimizer at the cost of one small copy per step.
-        """
-
-        def on_optimizer_step(self, args, state, control, model=None, **kwargs):
-            from slam_align.models.plan import restore_frozen_slices
-
-            restore_frozen_slices(model)
-
-    return SlamTrainer, RestoreFrozenSlices
+    return SlamTrainer
 
 
 def build_trainer(model, tokenizer, dataset, options, output_dir, plan=None, seed: int | None = None):
     """A Trainer for ``model`` (already frozen by its recipe's plan) on a tokenised dataset."""
-    SlamTrainer, RestoreFrozenSlices = _trainer_classes()
+    SlamTrainer = _trainer_classes()
     args = training_arguments(options, output_dir, seed=seed)
     if not any(p.requires_grad for p in model.parameters()):
         raise SlamError("nothing to train: the plan left every parameter frozen")
@@ -124,7 +113,9 @@ def build_trainer(model, tokenizer, dataset, options, output_dir, plan=None, see
         train_dataset=dataset,
         data_collator=MaskedCollator(pad_token_id(tokenizer)),
         processing_class=tokenizer,
-        callbacks=[RestoreFrozenSlices()] if partial else None,
+        # Fused gate_up under ``ffn``: the plan's gradient hook keeps AdamW off the frozen gate
+        # half; putting it back after every step makes that exact for any optimizer.
+        callbacks=[frozen_slice_callback(model, plan)] if partial else None,
     )
     trainer.no_decay = frozenset(partial)
     if not options.progress:

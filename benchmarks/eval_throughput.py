@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     from slam_align.data.prompts import get_prompt
+    from slam_align.evaluate.eval import EvalOptions, evaluate
     from slam_align.evaluate.extract import cut_at_stop
-    from slam_align.evaluate.run import EvalOptions, evaluate
 
     rows = problems(args.langs.split(","), args.per_lang)
     template = get_prompt("alpaca")

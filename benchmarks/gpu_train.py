@@ -187,13 +187,14 @@ def synthetic_features(
     work: Path, tokenizer, words, rows: int, seq_len: int, seed: int, prompt: str
 ) -> list[dict]:
     """The training file read and tokenised exactly as ``slam train`` does."""
+    from slam_align.data.mixing import read_training_files
     from slam_align.data.prompts import get_prompt
     from slam_align.data.tokenize import tokenize_examples
-    from slam_align.train.datasets import read_mixture
 
     path = work / "train.jsonl"
     write_synthetic_data(path, words, rows, seq_len, seed)
-    features, dropped = tokenize_examples(read_mixture([str(path)]), tokenizer, get_prompt(prompt), seq_len)
+    examples = read_training_files([str(path)])
+    features, dropped = tokenize_examples(examples, tokenizer, get_prompt(prompt), seq_len)
     lengths = {len(f["input_ids"]) for f in features}
     if dropped or len(features) != rows or lengths != {seq_len}:
         raise RuntimeError(
@@ -206,22 +207,16 @@ def synthetic_features(
 def estimate_precision(dtype: str) -> str:
     """``slam plan --precision`` matching what the Trainer holds for weights of ``dtype``:
     bf16 weights -> bf16 AdamW states, no fp32 master copy (``bf16-pure``); fp32 -> ``fp32``."""
-    if dtype == "float32":
-        return "fp32"
-    try:
-        from slam_align.models.accounting import PRECISIONS
-    except ImportError:  # an accounting module without the pure-bf16 row
-        return "bf16"
-    return "bf16-pure" if "bf16-pure" in PRECISIONS else "bf16"
+    return "fp32" if dtype == "float32" else "bf16-pure"
 
 
 def plan_estimate(
     config_json: Path, args, method: str, gpu_memory_gib: float, precision: str | None = None
 ) -> dict:
     """``slam plan --model CONFIG --method M --layers L --memory ...`` for the same settings."""
-    from slam_align.models.planning import PlanOptions, describe_plan
+    from slam_align.models.plan import PlanOptions, plan
 
-    plan = describe_plan(
+    result = plan(
         PlanOptions(
             model=str(config_json),
             method=method,
@@ -237,7 +232,7 @@ def plan_estimate(
         )
     )
     keys = ("total_params", "trainable_params", "trainable_fraction", "layers", "modules")
-    return {**{k: plan[k] for k in keys}, "memory": plan["memory"]}
+    return {**{k: result[k] for k in keys}, "memory": result["memory"]}
 
 
 # ----------------------------------------------------------------------------- one method (child)
@@ -305,11 +300,12 @@ def _run_child(args, work: Path) -> int:
     import torch
     import transformers
 
+    from slam_align.data.tokenize import FeatureDataset
     from slam_align.io import atomic_write_json, environment_versions
-    from slam_align.train.config import TrainOptions
-    from slam_align.train.datasets import FeatureDataset
+    from slam_align.models.accounting import count_parameters
     from slam_align.train.recipes import get_recipe
-    from slam_align.train.trainer import build_trainer, count_params, optimizer_state_bytes, peak_memory
+    from slam_align.train.train import TrainOptions
+    from slam_align.train.trainer import build_trainer, optimizer_state_bytes, peak_memory
 
     method = args.child
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
@@ -381,10 +377,11 @@ def _run_child(args, work: Path) -> int:
             logging_steps=1,
             progress=False,
         )
-        model, plan = get_recipe(method).prepare(model, options)
-        trainable, total = count_params(model)
-        result.update(trainable_params=trainable, total_params=total, trainable_fraction=trainable / total)
-        trainer = build_trainer(model, tokenizer, FeatureDataset(features), options, work / "run", plan=plan)
+        model, plan, frozen = get_recipe(method).prepare(model, options)
+        result.update(count_parameters(model, plan))
+        trainer = build_trainer(
+            model, tokenizer, FeatureDataset(features), options, work / "run", frozen=frozen
+        )
         timer = _step_timer(sync)
         trainer.add_callback(timer)
 

@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from slam_align.data.tokenize import FeatureDataset  # noqa: E402
 from slam_align.models.tiny import tiny_config  # noqa: E402
-from slam_align.train.config import TrainOptions  # noqa: E402
-from slam_align.train.datasets import FeatureDataset  # noqa: E402
 from slam_align.train.recipes import get_recipe  # noqa: E402
+from slam_align.train.train import TrainOptions  # noqa: E402
 from slam_align.train.trainer import build_trainer  # noqa: E402
 
 
@@ -89,9 +89,9 @@ class ProjectStep:
             optim=None if args.optim == "default" else args.optim,
         )
         model = make_model(args)
-        model, plan = get_recipe(method).prepare(model, options)
+        model, _, frozen = get_recipe(method).prepare(model, options)
         features = [{"input_ids": [2] * args.seq, "labels": [2] * args.seq}] * args.batch
-        self.trainer = build_trainer(model, _Tok(), FeatureDataset(features), options, out_dir, plan=plan)
+        self.trainer = build_trainer(model, _Tok(), FeatureDataset(features), options, out_dir, frozen=frozen)
         self.trainer.create_optimizer_and_scheduler(num_training_steps=1000)
         self.model = self.trainer.model.to(self.trainer.args.device)
         self.batch = make_batch(args, self.trainer.args.device)

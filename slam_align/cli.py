@@ -33,46 +33,46 @@ class Command:
 COMMANDS: list[Command] = [
     Command(
         "plan",
-        "slam_align.models.planning:PlanOptions",
-        "slam_align.models.planning:plan_cli",
+        "slam_align.models.plan:PlanOptions",
+        "slam_align.models.plan:plan_cli",
         "Show which parameters a method trains (and the memory it needs), without downloading weights.",
     ),
     Command(
         "data build",
-        "slam_align.data.mixtures:BuildOptions",
-        "slam_align.data.mixtures:build_cli",
+        "slam_align.data.build:BuildOptions",
+        "slam_align.data.build:build_cli",
         "Build a training mixture (question alignment + responses), deduplicated and decontaminated.",
     ),
     Command(
         "data inspect",
-        "slam_align.data.mixtures:InspectOptions",
-        "slam_align.data.mixtures:inspect_cli",
+        "slam_align.data.inspect:InspectOptions",
+        "slam_align.data.inspect:inspect_cli",
         "Show a few training examples rendered with a prompt template.",
         takes_config=False,
     ),
     Command(
         "identify",
-        "slam_align.identify.run:IdentifyOptions",
-        "slam_align.identify.run:identify_cli",
+        "slam_align.identify.identify:IdentifyOptions",
+        "slam_align.identify.identify:identify_cli",
         "Find the layers that handle multilingualism (activation statistics or LAPE).",
     ),
     Command(
         "train",
-        "slam_align.train.config:TrainOptions",
-        "slam_align.train.run:train_cli",
+        "slam_align.train.train:TrainOptions",
+        "slam_align.train.train:train_cli",
         "Fine-tune with SLAM or a baseline (full, two-stage, lora, attention, random).",
     ),
     Command(
         "merge",
-        "slam_align.train.delta:MergeOptions",
-        "slam_align.train.delta:merge_cli",
+        "slam_align.train.merge:MergeOptions",
+        "slam_align.train.merge:merge_cli",
         "Rebuild a full model from a base model and a SLAM delta checkpoint.",
         takes_config=False,
     ),
     Command(
         "eval",
-        "slam_align.evaluate.run:EvalOptions",
-        "slam_align.evaluate.run:eval_cli",
+        "slam_align.evaluate.eval:EvalOptions",
+        "slam_align.evaluate.eval:eval_cli",
         "Evaluate a model on MGSM / MSVAMP / GSM8K in many languages.",
     ),
     Command(
@@ -130,6 +130,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"slam-align {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full Python traceback of an error (anywhere on the line; also SLAM_DEBUG=1)",
+    )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction] = {}
     # Only build the option parsers of the command being run (imports stay lazy for --help).
@@ -157,6 +162,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # --debug works anywhere on the line (slam train ... --debug), not only before the command.
+    debug = "--debug" in argv or os.environ.get("SLAM_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser(argv)
     args, extra = parser.parse_known_args(argv)
     logging.basicConfig(
@@ -170,17 +178,41 @@ def main(argv: list[str] | None = None) -> int:
     if cmd is None:
         parser.print_help()
         return 0
-    flags = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("config", "verbose")}
+    flags = {
+        k: v
+        for k, v in vars(args).items()
+        if not k.startswith("_") and k not in ("config", "verbose", "debug")
+    }
     try:
         options = resolve_options(_load(cmd.options), getattr(args, "config", None), flags)
         code = _load(cmd.run)(options)
-    except SlamError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # the one error boundary: one line, unless --debug asks for the traceback
+        if debug:
+            raise
+        print(f"error: {error_line(e)}", file=sys.stderr)
+        return e.exit_code if isinstance(e, SlamError) else 1
     return int(code or 0)
+
+
+def error_line(e: BaseException) -> str:
+    """One line for an error: ours as it is; the operating system's with the file it concerns."""
+    if isinstance(e, SlamError):
+        return str(e)
+    if isinstance(e, OSError) and e.strerror:
+        where = f"{e.filename}: " if e.filename else ""
+        return f"{where}{e.strerror}"
+    if isinstance(e, UnicodeDecodeError):
+        return f"input is not UTF-8 text ({e.reason} at byte {e.start})"
+    if isinstance(e, MemoryError):
+        return "out of memory"
+    text = " ".join(str(e).split())[:300] or type(e).__name__
+    return (
+        f"{type(e).__name__}: {text} (unexpected: run with --debug or SLAM_DEBUG=1 for the traceback "
+        "and report it)"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

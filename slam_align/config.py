@@ -6,21 +6,24 @@ file given as the positional ``CONFIG`` sets values, and flags override the file
 Precedence: dataclass default < YAML file < command-line flag.
 
 Field metadata understood here:
-  help     text for ``--help``
-  choices  allowed values (checked for YAML values too)
-  aliases  extra flag names, e.g. ``["-o"]``
+  help      text for ``--help``
+  choices   allowed values (for a list: of each item; checked for YAML values too)
+  aliases   extra flag names, e.g. ``["-o"]``
+  at_least / at_most / above
+            the numeric range (inclusive / inclusive / exclusive). Every float must also
+            be finite. Checked when options are built, from flags and YAML alike, before
+            any command touches a file.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
-
-import yaml
 
 from slam_align.errors import SlamError
 
@@ -28,11 +31,27 @@ T = TypeVar("T")
 
 
 def option(
-    default: Any = dataclasses.MISSING, *, help: str = "", choices=None, aliases=None, positional=False, **kw
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str = "",
+    choices=None,
+    aliases=None,
+    positional=False,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    above: float | None = None,
+    **kw,
 ):
     """``dataclasses.field`` with the metadata the CLI needs (``positional``: also accepted
-    as a positional argument, e.g. ``slam data inspect FILE``)."""
-    meta = {"help": help, "choices": choices, "aliases": aliases or [], "positional": positional}
+    as a positional argument, e.g. ``slam data inspect FILE``; ``at_least`` / ``at_most`` /
+    ``above``: the allowed numeric range)."""
+    meta = {
+        "help": help,
+        "choices": choices,
+        "aliases": aliases or [],
+        "positional": positional,
+        "range": (at_least, at_most, above),
+    }
     if isinstance(default, list | dict):
         return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta, **kw)
     return dataclasses.field(default=default, metadata=meta, **kw)
@@ -99,14 +118,60 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+@dataclasses.dataclass
+class Options:
+    """Base of every command's options: values are checked however the object is made
+    (flags, YAML, or the Python API: ``TrainOptions(learning_rate=float("inf"))`` fails too)."""
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            check_value(getattr(self, f.name), f, f"options: option '{f.name.replace('_', '-')}'")
+
+
 def _type_hints(cls) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+def range_text(field: dataclasses.Field) -> str:
+    """The declared range in words: ">= 1", "> 0", "in [0, 1]" ("" if none)."""
+    at_least, at_most, above = field.metadata.get("range", (None, None, None))
+    low = f">= {at_least:g}" if at_least is not None else f"> {above:g}" if above is not None else ""
+    if at_most is not None:
+        bracket = "[" if at_least is not None else "("
+        start = at_least if at_least is not None else above
+        return f"<= {at_most:g}" if start is None else f"in {bracket}{start:g}, {at_most:g}]"
+    return low
+
+
+def check_value(value: Any, field: dataclasses.Field, where: str) -> None:
+    """Numbers must be finite and within the field's declared range; choices must match."""
+    if value is None:
+        return
+    items = value if isinstance(value, list) else [value]
+    choices = field.metadata.get("choices")
+    for item in items:
+        if choices and item not in choices:
+            raise SlamError(f"{where} is {item!r}; expected one of: {', '.join(map(str, choices))}")
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            continue
+        if isinstance(item, float) and not math.isfinite(item):
+            raise SlamError(f"{where} is {item!r}; expected a finite number")
+        at_least, at_most, above = field.metadata.get("range", (None, None, None))
+        if (
+            (at_least is not None and item < at_least)
+            or (at_most is not None and item > at_most)
+            or (above is not None and item <= above)
+        ):
+            raise SlamError(f"{where} is {item!r}; expected a number {range_text(field)}")
 
 
 def add_options(parser: argparse.ArgumentParser, cls) -> None:
     """Add one flag per dataclass field. Defaults are suppressed so that we know what was given."""
     hints = _type_hints(cls)
-    for f in dataclasses.fields(cls):
+    # Required options first (--model, --output...), then the rest in definition order
+    # (options shared through a base class, like the plan fields, come after).
+    fields = sorted(dataclasses.fields(cls), key=lambda f: not _required(f))
+    for f in fields:
         if f.metadata.get("cli") is False:
             continue
         tp, _ = _base_type(hints[f.name])
@@ -121,7 +186,9 @@ def add_options(parser: argparse.ArgumentParser, cls) -> None:
         choices = f.metadata.get("choices")
         if choices:
             help_text += f" (one of: {', '.join(map(str, choices))})"
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+        if range_text(f):
+            help_text += f" ({range_text(f)})"
+        if _required(f):
             help_text += " [required]"
         elif default not in (None, "", [], False) and tp is not bool:
             shown = ",".join(map(str, default)) if isinstance(default, list) else default
@@ -144,16 +211,14 @@ def add_options(parser: argparse.ArgumentParser, cls) -> None:
                 )
 
 
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
 def load_yaml_config(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise SlamError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise SlamError(f"{path}:{where} not valid YAML ({getattr(e, 'problem', e)})") from None
+    from slam_align.io import read_yaml
+
+    data = read_yaml(path, what="config file")
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -171,19 +236,11 @@ def build_options(cls: type[T], values: dict[str, Any], source: str = "options")
         if name not in fields:
             known = ", ".join(sorted(n.replace("_", "-") for n in fields))
             raise SlamError(f"{source}: unknown option '{key}' (known: {known})")
-        f = fields[name]
-        v = _coerce(value, hints[name], f"{source}: option '{name.replace('_', '-')}'")
-        choices = f.metadata.get("choices")
-        if choices and v is not None and v not in choices:
-            raise SlamError(
-                f"{source}: option '{name.replace('_', '-')}' is {v!r}; expected one of: {', '.join(map(str, choices))}"
-            )
+        where = f"{source}: option '{name.replace('_', '-')}'"
+        v = _coerce(value, hints[name], where)
+        check_value(v, fields[name], where)
         kwargs[name] = v
-    missing = [
-        n
-        for n, f in fields.items()
-        if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    ]
+    missing = [n for n, f in fields.items() if n not in kwargs and _required(f)]
     if missing:
         raise SlamError(f"{source}: missing required option --{missing[0].replace('_', '-')}")
     return cls(**kwargs)

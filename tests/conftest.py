@@ -139,3 +139,11 @@ def run_cli(
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that read ../shared/data carry the ``shared_data`` marker (``-m "not shared_data"``
+    runs the rest, as on a user's machine without the folder)."""
+    for item in items:
+        if "shared_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.shared_data)

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from slam_align.data import benchmarks
-from slam_align.data.benchmarks import BENCHMARK_LANGS, Problem, load_benchmark, parse_number
+from slam_align.data.benchmarks import BENCHMARK_LANGS, Problem, load_benchmark, parse_gold
 from slam_align.data.languages import PAPER_LANGS
 from slam_align.errors import SlamError
 
@@ -25,14 +25,31 @@ from slam_align.errors import SlamError
         (2.5, 2.5),
     ],
 )
-def test_parse_number_gold_answers(text, value):
-    assert parse_number(text) == value
+def test_parse_gold_gold_answers(text, value):
+    assert parse_gold(text) == value
 
 
-@pytest.mark.parametrize("text", ["", "abc", "19,50", "12 apples", "1,2,3", "৮", True, "1.000.000"])
-def test_parse_number_is_strict(text):
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "abc",
+        "19,50",
+        "12 apples",
+        "1,2,3",
+        "৮",
+        True,
+        "1.000.000",
+        "#### 1,234",
+        float("nan"),
+        float("inf"),
+        "nan",
+        "inf",
+    ],
+)
+def test_parse_gold_is_strict(text):
     with pytest.raises(SlamError, match="not a number"):
-        parse_number(text)
+        parse_gold(text)
 
 
 def test_problem_id_and_fields():

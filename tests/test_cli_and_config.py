@@ -11,7 +11,7 @@ import pytest
 from slam_align.cli import COMMANDS, main
 from slam_align.config import build_options, option, resolve_options
 from slam_align.errors import SlamError
-from slam_align.io import atomic_write_json, prepare_output_dir, read_jsonl
+from slam_align.io import atomic_write_json, check_run_dir, open_run_dir, read_jsonl
 
 
 @dataclass
@@ -104,12 +104,42 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
 
 def test_output_dir_is_never_silently_overwritten(tmp_path):
     out = tmp_path / "run"
-    prepare_output_dir(out)
-    (out / "metrics.json").write_text("{}")
-    with pytest.raises(SlamError, match="--resume.*--overwrite"):
-        prepare_output_dir(out)
-    assert prepare_output_dir(out, resume=True) == out
-    assert os.listdir(out) == ["metrics.json"]
+    with open_run_dir(out, "train", config={"a": 1}, resumable=True) as run:
+        run.begin_work()
+        (out / "metrics.json").write_text("{}")
+        run.finish()
+    assert sorted(os.listdir(out)) == ["config.yaml", "environment.json", "metrics.json", "run.json"]
+    with pytest.raises(SlamError, match="--resume to continue it or --overwrite"):
+        check_run_dir(out, "train", resumable=True)
+    assert check_run_dir(out, "train", resume=True, resumable=True) == "resume"
+    assert check_run_dir(out, "train", overwrite=True) == "replace"
+    with pytest.raises(SlamError, match="holds a 'slam train' run, not a 'slam eval' run"):
+        check_run_dir(out, "eval", overwrite=True)
+    (out / "notes.txt").write_text("mine")  # something the command did not write
+    with pytest.raises(SlamError, match="would delete 'notes.txt'"):
+        check_run_dir(out, "train", overwrite=True)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "data.csv").write_text("x")
+    with pytest.raises(SlamError, match="holds no slam run"):
+        check_run_dir(foreign, "train", overwrite=True)
+
+
+def test_run_that_fails_before_its_work_leaves_nothing(tmp_path):
+    out = tmp_path / "new"
+    with pytest.raises(SlamError, match="boom"), open_run_dir(out, "identify", config={}):
+        raise SlamError("boom")
+    assert not out.exists()  # the corrected command starts as if nothing had happened
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SlamError), open_run_dir(empty, "identify", config={}):
+        raise SlamError("boom")
+    assert os.listdir(empty) == []
+    with pytest.raises(SlamError), open_run_dir(out, "train", config={}, resumable=True) as run:
+        run.begin_work()
+        raise SlamError("disk full")
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "failed" and record["error"] == "disk full"  # resumable, not removed
 
 
 def test_read_jsonl_names_file_and_line(tmp_path):

@@ -6,16 +6,17 @@ import csv
 import json
 import shutil
 
-from slam_align.evaluate.run import EvalOptions, evaluate
+from slam_align.evaluate.eval import EvalOptions, evaluate
 
 
 def test_compare_two_runs(tiny_llama_dir, shared_data, tmp_path, cli):
-    # A training-run-like directory: the model in DIR/final, DIR/timing.json as slam train writes it.
+    # A trained model: the model in DIR/final with the record slam train leaves beside it.
     train_dir = tmp_path / "train-slam"
     shutil.copytree(tiny_llama_dir, train_dir / "final")
-    (train_dir / "timing.json").write_text(
-        json.dumps({"trainable_params": 800, "total_params": 10000, "trainable_fraction": 0.08,
-                    "total_wall_seconds": 123.0, "stages": {"main": {"wall_seconds": 123.0}}})
+    (train_dir / "final" / "slam_train.json").write_text(
+        json.dumps({"format": "slam-train/1", "run_dir": str(train_dir), "method": "slam",
+                    "trainable_params": 800, "total_params": 10000, "trainable_fraction": 0.08,
+                    "train_seconds": 123.0})
     )  # fmt: skip
     common = dict(benchmark=["mgsm"], langs=["de", "en"], data_dir=str(shared_data), limit=2,
                   max_new_tokens=4, progress=False, bootstrap=100)  # fmt: skip

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from slam_align.errors import SlamError
+from slam_align.evaluate.eval import EvalOptions, evaluate
 from slam_align.evaluate.extract import answers_match, extract_answer
-from slam_align.evaluate.run import EvalOptions, evaluate
-from slam_align.evaluate.score import evaluation_stops
 
 REPO = Path(__file__).resolve().parents[1]
 FIELDS = {"benchmark", "lang", "id", "question", "prediction", "extracted", "answer", "correct"}
@@ -63,7 +62,7 @@ def test_eval_writes_run_directory(e2e_run, shared_data):
     assert len({r["id"] for r in rows}) == len(rows)
     for r in rows:
         assert FIELDS <= set(r), r
-        assert r["extracted"] == extract_answer(r["prediction"], r["lang"], stop=evaluation_stops())
+        assert r["extracted"] == extract_answer(r["prediction"], r["lang"])
         assert r["correct"] == answers_match(r["extracted"], r["answer"])
     by_id = {r["id"]: r for r in rows}
     assert by_id["mgsm-de-0"]["answer"] == 18 and by_id["msvamp-bn-0"]["answer"] == 8
@@ -158,15 +157,19 @@ def test_refuses_to_mix_setups(digits_dir, shared_data, tmp_path):
     evaluate(_options(digits_dir, shared_data, out, limit=1, max_new_tokens=7, overwrite=True))
     assert len(read_rows(out / "predictions.jsonl")) == 2
     if sys.platform != "win32":  # a second writer on the same directory is refused
-        from slam_align.evaluate.run import run_lock
+        from slam_align.io import open_run_dir
 
-        with run_lock(out), pytest.raises(SlamError, match="another slam eval"):
-            evaluate(_options(digits_dir, shared_data, out, limit=2, max_new_tokens=7))
+        holder = open_run_dir(out, "eval", resume=True, resumable=True)
+        try:
+            with pytest.raises(SlamError, match="another slam eval"):
+                evaluate(_options(digits_dir, shared_data, out, limit=2, max_new_tokens=7))
+        finally:
+            holder.close()
         assert len(read_rows(out / "predictions.jsonl")) == 2
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
-    with pytest.raises(SlamError, match="not empty"):
+    with pytest.raises(SlamError, match="not empty and holds no slam run"):
         evaluate(_options(digits_dir, shared_data, other, limit=1))
 
 

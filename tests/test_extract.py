@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from slam_align.data.benchmarks import parse_gold
 from slam_align.data.prompts import PROMPTS
 from slam_align.evaluate.extract import (
     answers_match,
@@ -13,7 +14,6 @@ from slam_align.evaluate.extract import (
     extract_answer,
     find_numbers,
     normalize,
-    parse_gold,
 )
 
 NONE = None
@@ -232,15 +232,6 @@ def test_answers_match_tolerance():
     assert not answers_match(0, None)
     assert not answers_match(float("nan"), 1)
     assert answers_match(276000.0, 276000)
-
-
-def test_parse_gold():
-    assert parse_gold("2,125") == 2125
-    assert parse_gold("8.0") == 8
-    assert parse_gold(5) == 5.0
-    assert parse_gold("#### 1,234") == 1234
-    assert parse_gold(None) is None
-    assert parse_gold("n/a") is None
 
 
 def test_normalize_digits_and_symbols():

@@ -6,16 +6,16 @@ import json
 
 import pytest
 import torch
-
-from slam_align.errors import SlamError
-from slam_align.identify.collect import collect_counts, encode_questions, make_batches
-from slam_align.identify.reference import (
+from reference_stats import (
     capture_activations,
     reference_lape,
     reference_layer_statistics,
     reference_probabilities,
 )
-from slam_align.identify.run import IdentifyOptions, identify
+
+from slam_align.errors import SlamError
+from slam_align.identify.collect import collect_counts, encode_questions, make_batches
+from slam_align.identify.identify import IdentifyOptions, identify
 
 LANGS = ["en", "de", "bn"]
 
@@ -188,7 +188,7 @@ def test_bad_input(tiny_llama_dir, shared_data, tmp_path):
 
 
 def test_cli_feeds_train_layers(cli, tiny_llama_dir, shared_data, tmp_path):
-    from slam_align.models.plan import parse_layers
+    from slam_align.models.layers import parse_layers
 
     out = tmp_path / "run"
     proc = cli(

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from slam_align.errors import SlamError
-from slam_align.identify.lape import lape_entropy, lape_select
-from slam_align.identify.reference import (
+from reference_stats import (
     reference_lape,
     reference_layer_statistics,
     reference_probabilities,
 )
+
+from slam_align.errors import SlamError
+from slam_align.identify.lape import lape_entropy, lape_select
 from slam_align.identify.select import select_contiguous, select_layers, select_top_k
 from slam_align.identify.stats import (
     ACTIVATION_SCORES,

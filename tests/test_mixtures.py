@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from slam_align.data.benchmarks import load_benchmark
-from slam_align.data.mixtures import BuildOptions, build, build_mixture, normalize_text, sample_source
+from slam_align.data.build import BuildOptions, build, build_mixture, sample_source
+from slam_align.data.decontaminate import normalize_text
 from slam_align.data.training import Example, read_alpaca
 from slam_align.errors import SlamError
 
@@ -38,11 +39,14 @@ def test_shared_sample_config_builds_the_slam_mixture(cli, shared_data, tmp_path
     assert sorted(p.name for p in out.iterdir()) == [
         "README.md",
         "config.yaml",
+        "environment.json",
         "metrics.json",
+        "run.json",
         "stats.json",
         "timing.json",
         "train.jsonl",
     ]
+    assert json.loads((out / "run.json").read_text())["command"] == "data build"
     rows = _rows(out / "train.jsonl")
     assert set(rows[0]) == {"instruction", "input", "output", "lang", "source", "kind"}
     stats = json.loads((out / "stats.json").read_text())
@@ -187,7 +191,11 @@ def test_build_api_refuses_existing_output(shared_data, tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("results")
     opts = BuildOptions(output=str(out), sources=[{"type": "alpaca", "path": "x"}])
-    with pytest.raises(SlamError, match="output exists"):
+    with pytest.raises(SlamError, match="not empty and holds no slam run"):
+        build(opts)
+    # --overwrite replaces only an earlier slam data build, never a folder someone else wrote
+    opts.overwrite = True
+    with pytest.raises(SlamError, match="not empty and holds no slam run"):
         build(opts)
     assert (out / "keep.txt").read_text() == "results"
 

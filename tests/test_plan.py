@@ -11,17 +11,11 @@ import torch
 
 from slam_align.errors import SlamError
 from slam_align.models.accounting import count_parameters, estimate_memory, model_dims
+from slam_align.models.apply_plan import apply_plan
+from slam_align.models.freeze_plan import PlanSpec, build_plan
+from slam_align.models.layers import LAYERS_FORMAT, format_layers, parse_layers, write_layers_file
 from slam_align.models.loading import load_config, meta_model
-from slam_align.models.plan import (
-    apply_plan,
-    build_plan,
-    format_layers,
-    frozen_slice_callback,
-    lora_targets,
-    param_groups,
-    parse_layers,
-    restore_frozen_slices,
-)
+from slam_align.models.lora import lora_config, lora_targets
 from slam_align.models.tiny import build_tiny_model
 
 IDS = dict(pad_token_id=0, bos_token_id=1, eos_token_id=2)
@@ -83,16 +77,21 @@ def test_parse_layers_errors(spec, message):
 
 
 def test_parse_layers_auto(tmp_path):
-    (tmp_path / "layers.json").write_text(json.dumps({"selected": [3, 1, 2], "scores": [0.0] * 8}))
+    write_layers_file(tmp_path / "layers.json", {"selected": [3, 1, 2], "num_layers": 8})
+    assert json.loads((tmp_path / "layers.json").read_text())["format"] == LAYERS_FORMAT
     assert parse_layers(f"auto:{tmp_path}", 8) == [1, 2, 3]
     assert parse_layers(f"auto:{tmp_path / 'layers.json'}", 8) == [1, 2, 3]
     with pytest.raises(SlamError, match="selection was made on a model with 8 layers"):
         parse_layers(f"auto:{tmp_path}", 32)
-    (tmp_path / "bad.json").write_text(json.dumps({"selected": []}))
+    (tmp_path / "bad.json").write_text(json.dumps({"format": LAYERS_FORMAT, "selected": []}))
     with pytest.raises(SlamError, match="empty"):
         parse_layers(f"auto:{tmp_path / 'bad.json'}", 8)
     with pytest.raises(SlamError, match="not found"):
         parse_layers(f"auto:{tmp_path / 'missing.json'}", 8)
+    # A file that merely looks like a selection is refused: the format tag says who wrote it.
+    (tmp_path / "untagged.json").write_text(json.dumps({"selected": [1, 2], "num_layers": 8}))
+    with pytest.raises(SlamError, match="not a layers file of slam identify"):
+        parse_layers(f"auto:{tmp_path / 'untagged.json'}", 8)
 
 
 # ----------------------------------------------------------------------------- the paper's numbers
@@ -279,17 +278,17 @@ def test_fused_gate_half_is_bitwise_frozen(model_type, name):
     model = build_tiny_model(model_type, num_layers=2, hidden=32, **IDS)
     plan = build_plan(model, layers="1")
     assert name in plan.partial
-    apply_plan(model, plan)
+    frozen = apply_plan(model, plan)
     p = dict(model.named_parameters())[name]
     gate0, up0 = _halves(p)
 
     # 1) AdamW with weight decay, partial tensors in the no-decay group (param_groups)
-    _train_steps(model, torch.optim.AdamW(param_groups(model, 0.1, plan), lr=1e-2))
+    _train_steps(model, torch.optim.AdamW(frozen.param_groups(0.1), lr=1e-2))
     gate1, up1 = _halves(p)
     assert torch.equal(gate1, gate0)
     assert not torch.equal(up1, up0)
 
-    # 2) AdamW decaying everything: weight decay moves the gate half, restore_frozen_slices puts it back
+    # 2) AdamW decaying everything: weight decay moves the gate half, restore() puts it back
     opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=1e-2, weight_decay=0.1)
     ids = torch.tensor([[3, 4, 5, 6]])
     for _ in range(3):
@@ -298,9 +297,11 @@ def test_fused_gate_half_is_bitwise_frozen(model_type, name):
         opt.zero_grad()
         assert not torch.equal(_halves(p)[0], gate0)  # the control: decay did move it
         if model_type == "phi3":
-            assert restore_frozen_slices(model, plan) == 1
+            assert frozen.restore() == 1
         else:  # the Trainer's way: a callback after each optimizer step
-            frozen_slice_callback(model, plan).on_step_end(None, None, None)
+            from slam_align.train.trainer import _trainer_classes
+
+            _trainer_classes()[1](frozen).on_step_end(None, None, None)
         assert torch.equal(_halves(p)[0], gate0)
     assert not torch.equal(_halves(p)[1], up1)
 
@@ -336,7 +337,8 @@ def test_lora_adapters_only_in_chosen_layers(model_type, want):
     kwargs = lora_targets(model, plan)
     assert kwargs["layers_to_transform"] == [1, 3]
     peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, **kwargs))
-    summary = apply_plan(peft_model, plan)
+    apply_plan(peft_model, plan)
+    summary = count_parameters(peft_model, plan)
     adapted = {
         n.split(".lora_")[0].replace("base_model.model.", "").replace(".base_layer", "")
         for n, p in peft_model.named_parameters()
@@ -353,7 +355,8 @@ def test_lora_with_extras_trains_them_beside_the_adapters():
     plan = build_plan(model, method="lora", layers="1", extras="embeddings,norm")
     estimate = count_parameters(model, plan)
     peft_model = get_peft_model(model, LoraConfig(r=8, **lora_targets(model, plan)))
-    summary = apply_plan(peft_model, plan)
+    apply_plan(peft_model, plan)
+    summary = count_parameters(peft_model, plan)
     names = {n.replace("base_model.model.", "") for n, p in peft_model.named_parameters() if p.requires_grad}
     assert names == {
         "model.embed_tokens.modules_to_save.default.weight",
@@ -367,3 +370,36 @@ def test_lora_plan_without_adapters_fails():
     model = build_tiny_model("llama", num_layers=2, hidden=32, **IDS)
     with pytest.raises(SlamError, match="get_peft_model"):
         apply_plan(model, build_plan(model, method="lora", layers="0"))
+
+
+def test_lora_options_reach_the_adapters():
+    """--lora-r / --lora-alpha / --lora-dropout end up in PEFT's config and adapters."""
+    from peft import get_peft_model
+
+    model = build_tiny_model("llama", num_layers=2, hidden=32, **IDS)
+    spec = PlanSpec(method="lora", layers="0", lora_r=4, lora_alpha=32, lora_dropout=0.3)
+    plan = build_plan(model, spec)
+    config = lora_config(model, plan)
+    assert (config.r, config.lora_alpha, config.lora_dropout) == (4, 32, 0.3)
+    peft_model = get_peft_model(model, config)
+    a = dict(peft_model.named_parameters())[
+        "base_model.model.model.layers.0.mlp.up_proj.lora_A.default.weight"
+    ]
+    assert a.shape[0] == 4
+    layer = peft_model.base_model.model.model.layers[0].mlp.up_proj
+    assert layer.scaling["default"] == 32 / 4 and layer.lora_dropout["default"].p == 0.3
+
+
+def test_plan_spec_checks_modules_and_extras_when_built():
+    assert PlanSpec(modules="ffn_all", extras=["lm_head"]).extras == ["lm-head"]
+    with pytest.raises(SlamError, match="modules: unknown value 'mlp'"):
+        PlanSpec(modules=["mlp"])
+
+
+def test_handle_removes_its_hooks():
+    model = build_tiny_model("phi3", num_layers=2, hidden=32, **IDS)
+    frozen = apply_plan(model, build_plan(model, layers="1"))
+    assert len(frozen.hooks) == 1 and frozen.copies
+    assert not hasattr(model, "_slam_hooks")  # nothing stuck on the model
+    frozen.remove()
+    assert frozen.hooks == []

@@ -80,7 +80,10 @@ def test_plan_tiny_model_dir_yaml_and_lora(cli, tiny_model_factory, tmp_path):
     [
         (["--layers", "40"], "layer 40 does not exist: model has 32 layers (0-31)"),
         (["--layers", ""], "empty layer set"),
-        (["--method", "magic"], "'method' is 'magic'; expected one of: slam, full, attention, random, lora"),
+        (
+            ["--method", "magic"],
+            "'method' is 'magic'; expected one of: slam, full, two-stage, lora, attention, random",
+        ),
     ],
 )
 def test_plan_bad_input_one_line(llama7b, args, expected):

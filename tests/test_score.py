@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from slam_align.evaluate.eval import EvalOptions, evaluate
 from slam_align.evaluate.report import compute_metrics
-from slam_align.evaluate.run import EvalOptions, evaluate
 from slam_align.evaluate.score import score_predictions
 
 

@@ -21,8 +21,7 @@ import torch
 from safetensors.torch import load_file
 
 from slam_align.errors import SlamError
-from slam_align.train.config import TrainOptions
-from slam_align.train.run import train
+from slam_align.train.train import TrainOptions, train
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "train-samples"
 
@@ -132,7 +131,16 @@ def test_slam_trains_only_selected_tensors(slam_run):
     assert 8 * n <= timing["optimizer_state_bytes"] <= 8 * n + 64 * 4
     assert timing["tokens_seen"] > 0 and timing["tokens_per_second"] > 0 and timing["peak_memory_bytes"] > 0
     assert len(json.loads((out / "metrics.json").read_text())["loss_curve"]["train"]) == 3
-    assert "prompt_id: alpaca@1" in (out / "config.yaml").read_text()
+    assert json.loads((out / "run.json").read_text())["prompt"] == "alpaca@1"
+    assert json.loads((out / "run.json").read_text())["status"] == "complete"
+    record = json.loads((final / "slam_train.json").read_text())
+    assert record["method"] == "slam" and record["layers"] == [0, 1] and record["trainable_params"] == n
+    assert record["train_seconds"] == timing["total_wall_seconds"] and record["run_dir"] == str(out.resolve())
+    # config.yaml holds exactly the options: it reruns as a config file
+    from slam_align.config import resolve_options
+
+    again = resolve_options(TrainOptions, str(out / "config.yaml"), {"output": str(out / "again")})
+    assert again.layers == "0-1" and again.output == str(out / "again")
 
 
 def test_delta_merge_round_trips_bit_exactly(slam_run, tmp_path, cli, tiny_model_factory):
@@ -304,22 +312,34 @@ def test_ablations_train_their_plan(tmp_path, tiny_llama_dir, mix, method, expec
     assert set(load_file(str(Path(result["final_dir"]) / "slam_delta.safetensors"))) == changed
 
 
-def test_layers_auto_from_identify_output(tmp_path, tiny_llama_dir, mix):
+def test_layers_auto_from_identify_output(tmp_path, tiny_llama_dir, mix, cli):
+    from slam_align.models.layers import write_layers_file
+
     sel = tmp_path / "identify"
-    sel.mkdir()
-    (sel / "layers.json").write_text(
-        json.dumps({"selected": [3], "scores": [0.1, 0.2, 0.3, 0.9], "method": "activation"})
-    )
+    write_layers_file(sel / "layers.json", {"selected": [3], "scores": [0.1, 0.2, 0.3, 0.9], "num_layers": 4})
     result = train(
         _opts(tiny_llama_dir, mix, tmp_path / "auto", layers=f"auto:{sel}/layers.json", max_steps=1)
     )
     assert _changed(_tensors(tiny_llama_dir), _tensors(Path(result["final_dir"]))) == _ffn([3])
+    # The directory slam identify wrote works as well, through the command line too.
+    cli("train", "--model", tiny_llama_dir, "--data", mix, "--output", tmp_path / "dir", "--layers",
+        f"auto:{sel}", "--max-steps", "1", "--no-progress")  # fmt: skip
+    assert json.loads((tmp_path / "dir" / "timing.json").read_text())["plan"]["layers"] == [3]
     with pytest.raises(SlamError, match="layers file not found"):
         train(
             _opts(
                 tiny_llama_dir, mix, tmp_path / "auto2", layers="auto:/nonexistent/layers.json", max_steps=1
             )
         )
+    untagged = tmp_path / "untagged.json"
+    untagged.write_text(json.dumps({"selected": [3], "num_layers": 4}))
+    bad = cli("train", "--model", tiny_llama_dir, "--data", mix, "--output", tmp_path / "x", "--layers",
+              f"auto:{untagged}", "--max-steps", "1", check=False)  # fmt: skip
+    assert bad.returncode == 2 and not (tmp_path / "x").exists()
+    assert bad.stderr.strip().splitlines() == [
+        f"error: {untagged}: not a layers file of slam identify (field 'format' is None, "
+        "expected 'slam-identify/1')"
+    ]
 
 
 def test_fused_gate_up_keeps_the_gate_half_bit_exact(tmp_path, tiny_model_factory, mix):

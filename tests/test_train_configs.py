@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from slam_align.config import resolve_options
-from slam_align.train.config import TrainOptions
+from slam_align.train.train import TrainOptions
 from slam_align.train.trainer import accumulation_steps
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -32,7 +32,7 @@ def test_every_train_config_parses(name):
 )
 def test_paper_slam_settings(name, model, batch_per_gpu, monkeypatch):
     o = resolve_options(TrainOptions, str(CONFIGS / "train" / name), {})
-    assert (o.model, o.method, o.layers, o.modules) == (model, "slam", "0-5", "ffn")
+    assert (o.model, o.method, o.layers, o.modules) == (model, "slam", "0-5", ["ffn"])
     assert (o.learning_rate, o.lr_scheduler_type, o.num_train_epochs, o.cutoff_len) == (
         2e-5,
         "cosine",
@@ -55,7 +55,7 @@ def test_engine_configs():
     z3 = json.loads((CONFIGS / "deepspeed" / "zero3.json").read_text())
     assert z2["zero_optimization"]["stage"] == 2 and z3["zero_optimization"]["stage"] == 3
     assert z3["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True
-    fsdp = yaml.safe_load((CONFIGS / "fsdp" / "fsdp-8gpu.yaml").read_text())
+    fsdp = yaml.safe_load((CONFIGS / "accelerate" / "fsdp-8gpu.yaml").read_text())
     assert fsdp["distributed_type"] == "FSDP" and fsdp["fsdp_config"]["fsdp_use_orig_params"] is True
-    cpu = yaml.safe_load((CONFIGS / "fsdp" / "ddp-cpu-2proc.yaml").read_text())
+    cpu = yaml.safe_load((CONFIGS / "accelerate" / "ddp-cpu-2proc.yaml").read_text())
     assert cpu["use_cpu"] is True and cpu["num_processes"] == 2 and cpu["distributed_type"] == "MULTI_GPU"

@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 
+from slam_align.data.mixing import read_training_files
 from slam_align.data.prompts import get_prompt
 from slam_align.data.training import (
     ALIGNMENT,
@@ -19,7 +20,6 @@ from slam_align.data.training import (
     read_parallel_text,
     read_qalign_pairs,
     read_qalign_question,
-    read_training_data,
     translation_instruction,
 )
 from slam_align.errors import SlamError
@@ -217,15 +217,29 @@ def test_metamath_and_gsm8kinstruct(shared_data, tmp_path):
 # --- mixing files ---------------------------------------------------------------------------
 
 
-def test_read_training_data_weights(tmp_path):
+def test_read_training_files_weights(tmp_path):
     a = _jsonl(tmp_path / "a.jsonl", [{"instruction": f"a{i}", "output": "x"} for i in range(30)])
     b = _jsonl(tmp_path / "b.jsonl", [{"instruction": f"b{i}", "output": "y"} for i in range(10)])
-    plain = read_training_data([str(a), str(b)])
+    plain = read_training_files([str(a), str(b)])
     assert [e.instruction for e in plain] == [f"a{i}" for i in range(30)] + [f"b{i}" for i in range(10)]
-    mixed = read_training_data([f"{a}:1", f"{b}:3"], seed=1)
+    mixed = read_training_files([f"{a}:1", f"{b}:3"], seed=1)
     counts = Counter(e.instruction[0] for e in mixed)
     assert counts == {"a": 10, "b": 30}  # shares of 40 rows; b repeats its 10 rows three times
-    assert read_training_data({str(a): 1, str(b): 3}, seed=1) == mixed
-    assert read_training_data([(a, 1), (b, 3)], seed=2) != mixed  # the seed matters
-    with pytest.raises(SlamError, match="give a weight to every training file or to none"):
-        read_training_data([f"{a}:1", str(b)])
+    assert read_training_files({str(a): 1, str(b): 3}, seed=1) == mixed
+    assert read_training_files([(a, 1), (b, 3)], seed=2) != mixed  # the seed matters
+    with pytest.raises(SlamError, match="give a weight to every file or to none"):
+        read_training_files([f"{a}:1", str(b)])
+    for bad in ("0", "-1", "inf", "nan"):
+        with pytest.raises(SlamError, match="weight of .* must be a positive finite number"):
+            read_training_files([f"{a}:{bad}", f"{b}:1"])
+
+
+def test_weighted_mixture_prefix_samples_every_file_by_weight(tmp_path):
+    """A row limit (slam train --limit) takes a prefix of the mixture: it must hold every file in
+    its share, not the first file's rows only (the weighted mixture is shuffled once, seeded)."""
+    a = _jsonl(tmp_path / "a.jsonl", [{"instruction": f"a{i}", "output": "x"} for i in range(300)])
+    b = _jsonl(tmp_path / "b.jsonl", [{"instruction": f"b{i}", "output": "y"} for i in range(100)])
+    mixed = read_training_files([f"{a}:0.7", f"{b}:0.3"], seed=0)
+    assert Counter(e.instruction[0] for e in mixed) == {"a": 280, "b": 120}
+    first = Counter(e.instruction[0] for e in mixed[:100])
+    assert 55 <= first["a"] <= 85 and 15 <= first["b"] <= 45, first  # ~70/30, not 100/0

@@ -1,10 +1,11 @@
-"""Data: benchmarks (MGSM, MSVAMP, GSM8K), training-data readers, mixtures, prompts, languages.
+"""Data: benchmarks (MGSM, MSVAMP, GSM8K), training-data readers, mixtures, prompts, tokenisation.
 
 Imports here stay light (no ``datasets`` / ``torch``): hub loading imports ``datasets`` only
 when it runs.
 """
 
-from slam_align.data.benchmarks import BENCHMARK_LANGS, Problem, load_benchmark, parse_number
+from slam_align.data.benchmarks import BENCHMARK_LANGS, Problem, load_benchmark, parse_gold
+from slam_align.data.mixing import read_training_files
 from slam_align.data.training import (
     Example,
     read_alpaca,
@@ -12,7 +13,6 @@ from slam_align.data.training import (
     read_mathoctopus,
     read_metamath,
     read_qalign_question,
-    read_training_data,
 )
 
 __all__ = [
@@ -20,11 +20,11 @@ __all__ = [
     "Example",
     "Problem",
     "load_benchmark",
-    "parse_number",
+    "parse_gold",
     "read_alpaca",
     "read_gsm8kinstruct",
     "read_mathoctopus",
     "read_metamath",
     "read_qalign_question",
-    "read_training_data",
+    "read_training_files",
 ]

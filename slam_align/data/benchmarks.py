@@ -18,6 +18,7 @@ Local layouts (``data_dir`` may be the benchmark folder itself or a parent holdi
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -67,14 +68,16 @@ _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d+)?|\.\d+)", re.ASCII)
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?", re.ASCII)
 
 
-def parse_number(text: Any) -> float:
+def parse_gold(text: Any) -> float:
     """A GOLD answer as a float: ``18``, ``"2,125"`` (English thousands commas), ``"8.0"``, ``"-3"``.
 
-    Deliberately strict: gold answers are clean numbers, so anything else (words, units,
-    several numbers, decimal commas) is an error rather than a guess. Model outputs go
-    through ``slam_align.evaluate.extract`` instead.
+    The one gold-answer parser (benchmarks, ``slam eval``, ``slam score``). Deliberately
+    strict: gold answers are clean, finite numbers written the English way in every
+    language (MGSM writes ``2,125`` even in its German file), so anything else (words,
+    units, several numbers, decimal commas, NaN) is an error rather than a guess. Model
+    outputs go through ``slam_align.evaluate.extract`` instead.
     """
-    if isinstance(text, bool):
+    if isinstance(text, bool) or (isinstance(text, float) and not math.isfinite(text)):
         raise SlamError(f"not a number: {text!r}; expected a plain number like 2125, 2,125 or 8.0")
     if isinstance(text, int | float):
         return float(text)
@@ -88,7 +91,7 @@ def parse_number(text: Any) -> float:
 
 def _gold(value: Any, where: str) -> float:
     try:
-        return parse_number(value)
+        return parse_gold(value)
     except SlamError as e:
         raise SlamError(f"{where}: {e}") from None
 
@@ -405,6 +408,7 @@ def _limit(problems: list[Problem], limit: int | None) -> list[Problem]:
 def parse_benchmarks(value: str | Iterable[str]) -> list[str]:
     """'mgsm,msvamp' or a list -> checked benchmark names (``jsonl:PATH`` kept as is)."""
     items = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if v.strip()]
+    items = list(dict.fromkeys(items))  # "mgsm,mgsm" is mgsm once
     if not items:
         raise SlamError("empty benchmark list; expected e.g. 'mgsm,msvamp'")
     for item in items:

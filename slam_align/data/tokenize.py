@@ -16,14 +16,9 @@ import torch
 IGNORE_INDEX = -100
 
 
-def example_query(example) -> str:
-    """Alpaca's instruction, with the optional input on its own paragraph."""
-    return f"{example.instruction}\n\n{example.input}" if example.input else example.instruction
-
-
 def render_pair(example, template, tokenizer=None) -> tuple[str, str]:
-    """(prompt, target) text; a space separates them unless one side already has it."""
-    prompt = template.render(example_query(example), lang=getattr(example, "lang", "en"), tokenizer=tokenizer)
+    """(prompt, target) text of an ``Example``; a space separates them unless one side has it."""
+    prompt = template.render(example.query, lang=example.lang, tokenizer=tokenizer)
     target = example.output
     if prompt and not prompt[-1].isspace() and target and not target[0].isspace():
         target = " " + target
@@ -52,6 +47,19 @@ def tokenize_examples(
             continue
         features.append({"input_ids": ids, "labels": labels})
     return features, dropped
+
+
+class FeatureDataset(torch.utils.data.Dataset):
+    """Tokenised features in memory (a list): no Arrow round-trip for small runs."""
+
+    def __init__(self, features: list[dict]):
+        self.features = features
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.features[i]
 
 
 @dataclass

@@ -17,7 +17,6 @@ through the same row parsing. Every error names file, line and field.
 from __future__ import annotations
 
 import json
-import random
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -302,17 +301,22 @@ def read_qalign_pairs(path: str | Path, langs: Iterable[str] | None = None) -> l
     return pairs
 
 
-def read_qalign_question(
-    path: str | Path, langs: Iterable[str] | None = None, source: str = "qalign-question"
-) -> list[Example]:
+def alignment_examples(pairs: Iterable[ParallelPair], source: str = "qalign-question") -> list[Example]:
     """Question alignment examples as QAlign builds them: instruction = "Translate the following
     sentences from <X> to English. " + question, output = the English question."""
     return [
         Example(
             translation_instruction(p.lang) + p.text, p.english, lang=p.lang, source=source, kind=ALIGNMENT
         )
-        for p in read_qalign_pairs(path, langs)
+        for p in pairs
     ]
+
+
+def read_qalign_question(
+    path: str | Path, langs: Iterable[str] | None = None, source: str = "qalign-question"
+) -> list[Example]:
+    """QAlign's question-translation data (any layout of :func:`read_qalign_pairs`) as examples."""
+    return alignment_examples(read_qalign_pairs(path, langs), source)
 
 
 # ---------------------------------------------------------------------------------------
@@ -412,62 +416,3 @@ def read_mathoctopus(
     if not out:
         raise SlamError(f"{path or hub}: no rows" + (f" in languages {sorted(wanted)}" if wanted else ""))
     return out
-
-
-# ---------------------------------------------------------------------------------------
-# Mixing files by weight
-# ---------------------------------------------------------------------------------------
-
-
-def _weighted(item: Any) -> tuple[str, float | None]:
-    if isinstance(item, tuple | list):
-        path, weight = item
-        return str(path), (None if weight is None else float(weight))
-    path, sep, weight = str(item).rpartition(":")
-    if sep and path and not Path(str(item)).exists():
-        try:
-            return path, float(weight)
-        except ValueError:
-            pass
-    return str(item), None
-
-
-def read_training_data(paths_with_weights: Iterable[Any] | dict[str, float], seed: int = 0) -> list[Example]:
-    """Read Alpaca files (or ``slam data build`` directories) and mix them.
-
-    Items are ``PATH``, ``PATH:WEIGHT`` or ``(PATH, WEIGHT)``; a dict maps path -> weight.
-    Without weights every row is used once, in order. With weights, they are shares of a
-    mixture as large as all files together: file *i* gives ``round(w_i / sum(w) * N)`` rows,
-    drawn without replacement (seeded), repeating only when the file is too small; the
-    result is shuffled with the same seed.
-    """
-    items = (
-        list(paths_with_weights.items()) if isinstance(paths_with_weights, dict) else list(paths_with_weights)
-    )
-    if not items:
-        raise SlamError("no training files given")
-    parts = []
-    for item in items:
-        path, weight = _weighted(item)
-        if weight is not None and weight <= 0:
-            raise SlamError(f"{path}: weight must be positive, got {weight}")
-        p = Path(path)
-        parts.append((weight, read_alpaca(p / "train.jsonl" if p.is_dir() else p)))
-    if all(w is None for w, _ in parts):
-        return [e for _, rows in parts for e in rows]
-    if any(w is None for w, _ in parts):
-        raise SlamError("give a weight to every training file or to none (a.jsonl:0.7,b.jsonl:0.3)")
-    rng = random.Random(seed)
-    total = sum(len(rows) for _, rows in parts)
-    total_w = sum(w for w, _ in parts)
-    mixed: list[Example] = []
-    for w, rows in parts:
-        want = max(1, round(w / total_w * total))
-        order: list[int] = []
-        while len(order) < want:
-            idx = list(range(len(rows)))
-            rng.shuffle(idx)
-            order += idx
-        mixed += [rows[i] for i in order[:want]]
-    rng.shuffle(mixed)
-    return mixed

@@ -2,29 +2,30 @@
 
 Rows are runs; columns are the languages, the average, the non-English average, the
 share of trainable parameters and the training time. Accuracy comes from each run's
-``metrics.json`` (``slam eval``); a ``results.json`` of ``slam demo`` adds one row per method.
-Trainable share and training time are looked up, tolerantly, in the run directory's
-``timing.json`` / ``metrics.json`` / ``config.yaml`` and, when ``config.yaml`` names a local
-model, in that model's directory and its parent (``slam train`` writes ``DIR/timing.json``
-and the model to ``DIR/final``). Missing values show as "–".
+``metrics.json`` (``slam eval``), trainable share and training time from its ``training``
+key (the record ``slam train`` left beside the model it trained; absent for a base model,
+shown as "–"); a ``results.json`` of ``slam demo`` adds one row per method.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
+import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from slam_align.config import option, options_to_dict
+from slam_align.config import Options, option, options_to_dict
 from slam_align.errors import SlamError
 from slam_align.evaluate.report import bar_chart, order_langs, pct
-from slam_align.io import atomic_write_json, atomic_write_text, atomic_write_yaml, write_run_readme
+from slam_align.io import atomic_write_json, atomic_write_text, open_run_dir, read_json, write_run_readme
+
+OUTPUTS = ("comparison.md", "comparison.csv", "comparison.png")
 
 
 @dataclass
-class CompareOptions:
+class CompareOptions(Options):
     runs: list[str] = option(
         help="run directories (slam eval outputs, or a slam demo output)", positional=True
     )
@@ -34,7 +35,7 @@ class CompareOptions:
     )
     names: list[str] | None = option(None, help="row names, comma-separated (default: the directory names)")
     overwrite: bool = option(
-        False, help="replace files in a non-empty --output that holds no earlier comparison"
+        False, help="start --output afresh (an earlier comparison there is replaced anyway)"
     )
 
 
@@ -54,67 +55,14 @@ class Row:
 # ---------------------------------------------------------------------------------------
 
 
-def _load(path: Path):
-    try:
-        if path.suffix == ".json":
-            return json.loads(path.read_text(encoding="utf-8"))
-        import yaml
-
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except Exception:  # a stray unreadable file must not stop a comparison: skip it
-        return None
-
-
 def _num(x) -> float | None:
+    if isinstance(x, bool):
+        return None
     try:
         v = float(x)
     except (TypeError, ValueError):
         return None
-    return v if v == v else None  # drop NaN
-
-
-def _training_info(data) -> tuple[float | None, float | None]:
-    """(trainable fraction, training seconds) from one record, if it is a training record."""
-    if not isinstance(data, dict):
-        return None, None
-    frac = _num(data.get("trainable_fraction"))
-    if frac is None and _num(data.get("trainable_percent")) is not None:
-        frac = _num(data["trainable_percent"]) / 100
-    if frac is None and _num(data.get("trainable_params")) and _num(data.get("total_params")):
-        frac = _num(data["trainable_params"]) / _num(data["total_params"])
-    if frac is None:  # only a record that knows what it trained tells training time
-        return None, None
-    seconds = None
-    for key in ("train_seconds", "total_wall_seconds", "training_seconds", "train_runtime", "wall_seconds"):
-        seconds = _num(data.get(key))
-        if seconds is not None:
-            break
-    if seconds is None and isinstance(data.get("stages"), dict):
-        walls = [_num(s.get("wall_seconds")) for s in data["stages"].values() if isinstance(s, dict)]
-        seconds = sum(w for w in walls if w is not None) if any(w is not None for w in walls) else None
-    return frac, seconds
-
-
-def find_training_info(run_dir: Path) -> tuple[float | None, float | None]:
-    """Look in the run directory, then in the evaluated model's directory and its parent."""
-    places = [run_dir]
-    config = _load(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else None
-    if isinstance(config, dict) and isinstance(config.get("model"), str):
-        model = Path(config["model"]).expanduser()
-        if not model.is_absolute():
-            model = (Path.cwd() / model).resolve()
-        if model.is_dir():
-            places += [model, model.parent]
-    frac = seconds = None
-    for place in places:
-        for name in ("timing.json", "metrics.json", "config.yaml"):
-            if (place / name).is_file():
-                f, s = _training_info(_load(place / name))
-                frac = frac if frac is not None else f
-                seconds = seconds if seconds is not None else s
-        if frac is not None and seconds is not None:
-            break
-    return frac, seconds
+    return v if math.isfinite(v) else None
 
 
 def _benchmark_block(metrics: dict, benchmark: str | None, where: Path) -> dict | None:
@@ -150,8 +98,6 @@ def read_run(run_dir: str | Path, benchmark: str | None = None) -> list[Row]:
         raise SlamError(f"{run_dir}: run directory not found")
     metrics_path, results_path = run_dir / "metrics.json", run_dir / "results.json"
     if metrics_path.is_file():
-        from slam_align.io import read_json
-
         metrics = read_json(metrics_path, "metrics file")
         if not isinstance(metrics, dict):
             raise SlamError(f"{metrics_path}: expected a JSON object")
@@ -159,11 +105,12 @@ def read_run(run_dir: str | Path, benchmark: str | None = None) -> list[Row]:
             row = _row_from_block(
                 run_dir.name, _benchmark_block(metrics, benchmark, metrics_path), str(run_dir)
             )
-            row.trainable_fraction, row.train_seconds = find_training_info(run_dir)
+            training = metrics.get("training")
+            if isinstance(training, dict):
+                row.trainable_fraction = _num(training.get("trainable_fraction"))
+                row.train_seconds = _num(training.get("train_seconds"))
             return [row]
     if results_path.is_file():  # slam demo: methods -> accuracy, trainable_fraction, train_seconds
-        from slam_align.io import read_json
-
         results = read_json(results_path, "results file")
         methods = results.get("methods") if isinstance(results, dict) else None
         if not isinstance(methods, dict) or not methods:
@@ -263,19 +210,25 @@ def compare(options: CompareOptions) -> dict:
         ],
     }
     if options.output:
-        out = Path(options.output)
-        if out.exists() and not out.is_dir():
-            raise SlamError(f"{out}: --output exists and is not a directory")
-        if (
-            out.is_dir()
-            and any(out.iterdir())
-            and not (out / "comparison.md").is_file()
-            and not options.overwrite
-        ):
-            raise SlamError(
-                f"{out}: directory is not empty and holds no comparison; pass --overwrite or another --output"
-            )
-        out.mkdir(parents=True, exist_ok=True)
+        _write(options, rows, result)
+    return result
+
+
+def _write(options: CompareOptions, rows: list[Row], result: dict) -> None:
+    out = Path(options.output).expanduser()
+    if any(out.resolve() == Path(run).expanduser().resolve() for run in options.runs):
+        raise SlamError(f"{out}: --output is one of the runs being compared; write the comparison elsewhere")
+    started = time.perf_counter()
+    # A comparison is derived from its runs: writing it again into its own directory is fine.
+    with open_run_dir(
+        out,
+        "compare",
+        config=options_to_dict(options),
+        overwrite=options.overwrite,
+        resume=True,
+        resumable=True,
+        outputs=OUTPUTS,
+    ) as run:
         table = markdown(rows)
         atomic_write_text(out / "comparison.md", "# slam compare\n\n" + table)
         atomic_write_text(out / "comparison.csv", to_csv(rows))
@@ -288,7 +241,7 @@ def compare(options: CompareOptions) -> dict:
             "accuracy per language" + (f" ({options.benchmark})" if options.benchmark else ""),
         )
         atomic_write_json(out / "metrics.json", result)
-        atomic_write_yaml(out / "config.yaml", options_to_dict(options))
+        atomic_write_json(out / "timing.json", {"compare_seconds": time.perf_counter() - started})
         write_run_readme(
             out / "README.md",
             "slam compare",
@@ -299,7 +252,7 @@ def compare(options: CompareOptions) -> dict:
                 "`comparison.png` grouped bars; `metrics.json` the rows as JSON.",
             },
         )
-    return result
+        run.finish()
 
 
 def compare_cli(options: CompareOptions) -> int:

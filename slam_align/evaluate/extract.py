@@ -173,9 +173,22 @@ GENERIC_STOPS: tuple[str, ...] = (
 )
 
 
+def stop_sequences(template=None) -> tuple[str, ...]:
+    """Where a generation is cut: a template's own markers and the generic run-on ones.
+
+    Without a template, every registered template's markers: ``slam score`` may not know
+    which template produced a file, and must extract exactly what ``slam eval`` would.
+    """
+    from slam_align.data.prompts import PROMPTS
+
+    own = template.stop if template is not None else [s for t in PROMPTS.values() for s in t.stop]
+    return tuple(dict.fromkeys((*own, *GENERIC_STOPS)))
+
+
 def cut_run_on(text: str, stop: Iterable[str] | None = None) -> str:
-    """``text`` up to the first stop sequence (the template's and the generic ones)."""
-    markers = [normalize(s) for s in (*(stop or ()), *GENERIC_STOPS) if s]
+    """(Normalised) ``text`` up to the first stop sequence: ``stop`` plus the generic ones
+    (default: :func:`stop_sequences` of every template)."""
+    markers = [normalize(s) for s in (*(stop if stop is not None else stop_sequences()), *GENERIC_STOPS) if s]
     cut = len(text)
     for marker in markers:
         i = text.find(marker)
@@ -416,20 +429,6 @@ def extract_answer(
         if value is not None:
             return value
     nums = find_numbers(text, lang)
-    return nums[-1].value if nums else None
-
-
-def parse_gold(value, lang: str | None = "en") -> float | None:
-    """A gold answer (number or string like ``"2,125"`` / ``"8.0"``) as a float; ``None`` if absent.
-
-    Gold strings in the benchmarks use English conventions in every language (MGSM writes
-    ``2,125`` even in its German file), so they are parsed as English.
-    """
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    nums = find_numbers(normalize(str(value)), "en")
     return nums[-1].value if nums else None
 
 

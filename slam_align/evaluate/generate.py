@@ -26,84 +26,32 @@ class Generation:
     num_tokens: int  # tokens generated (before the cut)
 
 
-def resolve_device(device: str | None) -> str:
-    import torch
-
-    if device:
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    return "cpu"
-
-
-def resolve_dtype(dtype: str, device: str):
-    """'auto' -> bf16 on a GPU that supports it, else fp32 (CPU half precision is slow and lossy)."""
-    import torch
-
-    if dtype == "auto":
-        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float16 if device.startswith("cuda") else torch.float32
-    names = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32", "half": "float16", "float": "float32"}
-    value = getattr(torch, names.get(dtype, dtype), None)
-    if not isinstance(value, torch.dtype):
-        raise SlamError(f"unknown --dtype '{dtype}'; expected auto, bf16, fp16 or fp32")
-    return value
-
-
-def load_tokenizer_for_generation(model: str):
-    """The model's tokenizer, set up for batched generation: left padding and a pad token."""
-    try:
-        from slam_align.models.loading import load_tokenizer
-    except ImportError:  # engineer A's loader not there: Transformers directly
-        load_tokenizer = None
-    try:
-        if load_tokenizer is not None:
-            tokenizer = load_tokenizer(model)
-        else:
-            from transformers import AutoTokenizer
-
-            tokenizer = AutoTokenizer.from_pretrained(model)
-    except SlamError:
-        raise
-    except Exception as e:
-        raise SlamError(f"could not load the tokenizer of '{model}': {type(e).__name__}: {e}") from None
-    tokenizer.padding_side = "left"  # generation appends on the right: prompts must end together
-    if tokenizer.pad_token_id is None:
-        if tokenizer.eos_token_id is None:
-            raise SlamError(
-                f"tokenizer of '{model}' has neither a pad nor an EOS token; cannot batch prompts"
-            )
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
 def load_model_for_generation(model: str, dtype: str = "auto", device: str | None = None):
+    """The model in eval mode on ``device``; ``auto`` dtype: bf16 on a GPU, fp32 on a CPU."""
+    from slam_align.models.loading import load_model, resolve_device, resolve_dtype
 
     device = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, device)
-    try:
-        from slam_align.models.loading import load_model
-    except ImportError:
-        load_model = None
-    try:
-        if load_model is not None:
-            m = load_model(model, dtype=torch_dtype, device=device)
-        else:
-            from transformers import AutoModelForCausalLM
-
-            m = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(device)
-    except SlamError:
-        raise
-    except Exception as e:
-        raise SlamError(
-            f"could not load model '{model}': {type(e).__name__}: {str(e).splitlines()[0][:300]}"
-        ) from None
+    m = load_model(model, dtype=resolve_dtype(dtype, device), device=device)
     m.eval()
     return m
 
 
-class TransformersBackend:
+class Backend:
+    """What both engines share: a tokenizer, prompt lengths, and ``generate_batch``."""
+
+    tokenizer = None
+
+    def prompt_lengths(self, prompts: Sequence[str], add_special_tokens: bool = True) -> list[int]:
+        ids = self.tokenizer(list(prompts), add_special_tokens=add_special_tokens)["input_ids"]
+        return [len(x) for x in ids]
+
+    def generate_batch(
+        self, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str] = (), add_special_tokens=True
+    ) -> list[Generation]:
+        raise NotImplementedError
+
+
+class TransformersBackend(Backend):
     """Batched greedy generation with ``model.generate`` (left padding, KV cache, stop strings)."""
 
     name = "transformers"
@@ -111,21 +59,16 @@ class TransformersBackend:
     def __init__(
         self, model: str, dtype: str = "auto", device: str | None = None, model_obj=None, tokenizer=None
     ):
-        self.tokenizer = tokenizer or load_tokenizer_for_generation(model)
+        from slam_align.models.loading import load_tokenizer
+
+        # generation appends on the right: prompts must end together (left padding)
+        self.tokenizer = tokenizer or load_tokenizer(model, padding_side="left")
         self.tokenizer.padding_side = "left"
         self.model = model_obj if model_obj is not None else load_model_for_generation(model, dtype, device)
         self.device = next(self.model.parameters()).device
 
-    def prompt_lengths(self, prompts: Sequence[str], add_special_tokens: bool = True) -> list[int]:
-        ids = self.tokenizer(list(prompts), add_special_tokens=add_special_tokens)["input_ids"]
-        return [len(x) for x in ids]
-
     def generate_batch(
-        self,
-        prompts: Sequence[str],
-        max_new_tokens: int,
-        stop: Sequence[str] = (),
-        add_special_tokens: bool = True,
+        self, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str] = (), add_special_tokens=True
     ) -> list[Generation]:
         import torch
 
@@ -174,7 +117,7 @@ def _generated_length(row: list[int], pad: int | None, eos: set[int]) -> int:
     return n
 
 
-class VLLMBackend:
+class VLLMBackend(Backend):
     """vLLM's offline engine: greedy ``SamplingParams`` with the same stop strings."""
 
     name = "vllm"
@@ -191,17 +134,8 @@ class VLLMBackend:
         self.llm = LLM(model=model, dtype=vdtype, tensor_parallel_size=tensor_parallel, seed=0)
         self.tokenizer = self.llm.get_tokenizer()
 
-    def prompt_lengths(self, prompts: Sequence[str], add_special_tokens: bool = True) -> list[int]:
-        return [
-            len(x) for x in self.tokenizer(list(prompts), add_special_tokens=add_special_tokens)["input_ids"]
-        ]
-
     def generate_batch(
-        self,
-        prompts: Sequence[str],
-        max_new_tokens: int,
-        stop: Sequence[str] = (),
-        add_special_tokens: bool = True,
+        self, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str] = (), add_special_tokens=True
     ) -> list[Generation]:
         from vllm import SamplingParams
 

@@ -201,11 +201,9 @@ def bar_chart(
     ylabel: str = "accuracy (%)",
 ) -> Path:
     """Grouped bars: x = languages (+ averages), one bar per series (benchmark or run)."""
-    import matplotlib
+    from slam_align.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     cols = list(dict.fromkeys(c for s in series.values() for c in s))
     k = max(len(series), 1)
     width = 0.8 / k
@@ -235,11 +233,7 @@ def bar_chart(
     if len(series) > 1:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def metrics_chart(metrics: dict, path: str | Path, title: str) -> Path:

@@ -12,21 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from slam_align.config import option
-from slam_align.data.prompts import PROMPTS
+from slam_align.config import Options, option
+from slam_align.data.benchmarks import parse_gold
 from slam_align.errors import SlamError
-from slam_align.evaluate.extract import answers_match, extract_answer, parse_gold
+from slam_align.evaluate.extract import answers_match, extract_answer
 from slam_align.evaluate.report import compute_metrics, order_langs, pct
 from slam_align.io import dumps_json, read_jsonl
-
-
-def evaluation_stops() -> tuple[str, ...]:
-    """Every registered template's stop sequences: extraction cuts at any of them.
-
-    The same set in ``slam eval`` and ``slam score`` (which may not know the template),
-    so that both extract the same answer from the same text.
-    """
-    return tuple(dict.fromkeys(s for t in PROMPTS.values() for s in t.stop))
 
 
 def score_row(row: dict, where: str = "row", stop: Sequence[str] | None = None) -> dict:
@@ -39,11 +30,15 @@ def score_row(row: dict, where: str = "row", stop: Sequence[str] | None = None) 
     prediction = row["prediction"]
     if prediction is not None and not isinstance(prediction, str):
         raise SlamError(f"{where}: field 'prediction' must be a string, got {type(prediction).__name__}")
-    gold = parse_gold(row["answer"])
-    if gold is None:
-        raise SlamError(f"{where}: field 'answer' is not a number: {row['answer']!r}")
-    lang = str(row["lang"])
-    extracted = extract_answer(prediction, lang, stop=evaluation_stops() if stop is None else stop)
+    try:
+        gold = parse_gold(row["answer"])
+    except SlamError as e:
+        raise SlamError(f"{where}: field 'answer': {e}") from None
+    if not isinstance(row["lang"], str) or not row["lang"].strip():
+        raise SlamError(f"{where}: field 'lang' must be a language code, got {row['lang']!r}")
+    lang = row["lang"]
+    # Every template's stops (the file may not say which template made it): what slam eval cuts.
+    extracted = extract_answer(prediction, lang, stop=stop)
     return {
         **row,
         "lang": lang,
@@ -72,21 +67,29 @@ def read_predictions(path: str | Path) -> list[dict]:
 
 
 @dataclass
-class ScoreOptions:
+class ScoreOptions(Options):
     predictions: str = option(
         help="JSONL file with lang, prediction and answer per line (e.g. predictions.jsonl)"
     )
     json: bool = option(
         False, help="print one JSON object (accuracy per language, average, ...) instead of a table"
     )
-    bootstrap: int = option(1000, help="bootstrap resamples for the 95%% intervals (0: none)")
+    bootstrap: int = option(1000, help="bootstrap resamples for the 95%% intervals (0: none)", at_least=0)
     seed: int = option(0, help="seed of the bootstrap")
-    output: str | None = option(None, help="also write the metrics JSON to this file")
+    output: str | None = option(
+        None, help="also write the metrics JSON to this file (not the predictions file)"
+    )
 
 
 def score_cli(options: ScoreOptions) -> int:
-    if options.bootstrap < 0:
-        raise SlamError(f"--bootstrap must be >= 0, got {options.bootstrap}")
+    if options.output and Path(options.output).expanduser().resolve() == Path(options.predictions).resolve():
+        raise SlamError(
+            f"--output {options.output} is the predictions file itself; write the metrics elsewhere"
+        )
+    if options.output and Path(options.output).is_dir():
+        raise SlamError(
+            f"--output {options.output} is a directory; expected a file name for the metrics JSON"
+        )
     rows = read_predictions(options.predictions)
     scored, metrics = score_predictions(
         rows, n_boot=options.bootstrap, seed=options.seed, source=options.predictions

@@ -4,8 +4,8 @@
 - ``lape``: language activation probability entropy (Tang et al. 2024);
 - ``select``: top-k or contiguous selection from per-layer scores;
 - ``collect``: tokenisation, one-language right-padded batches, the forward passes;
-- ``reference``: a slow, obviously-correct re-computation used by the tests;
-- ``plots``; ``run``: ``IdentifyOptions``, ``identify(options) -> dict``, ``identify_cli``.
+- ``plots``; ``identify``: the command (``IdentifyOptions``, ``identify(options) -> dict``,
+  ``identify_cli``), which writes ``layers.json`` through :mod:`slam_align.models.layers`.
 
 Formulas and outputs: docs/identify.md.
 """

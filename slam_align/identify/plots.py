@@ -4,26 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from slam_align.io import atomic_path
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+from slam_align.plotting import pyplot, save_figure
 
 
 def plot_curves(result: dict, path: Path) -> None:
     """Per layer, one line per language: activated neurons, overlap with English; then the scores."""
-    plt = _pyplot()
+    plt = pyplot()
     stats, langs = result["activation"], result["langs"]
     layers = list(range(result["num_layers"]))
     has_overlap = stats["overlap_with_en"][0] is not None
@@ -57,8 +43,7 @@ def plot_curves(result: dict, path: Path) -> None:
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_heatmap(result: dict, path: Path) -> None:
@@ -66,7 +51,7 @@ def plot_heatmap(result: dict, path: Path) -> None:
     import numpy as np
     from matplotlib.ticker import MaxNLocator
 
-    plt = _pyplot()
+    plt = pyplot()
     langs = result["langs"]
     frac = np.array(result["activation"]["activated_fraction"])  # layers x langs
     dev = 100 * (frac - frac.mean(axis=1, keepdims=True))
@@ -87,8 +72,7 @@ def plot_heatmap(result: dict, path: Path) -> None:
         ax.set(ylabel="layer", title=title)
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def write_plots(result: dict, out_dir: Path) -> list[str]:

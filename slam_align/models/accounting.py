@@ -6,8 +6,10 @@ The memory formula is documented in docs/models.md ("Memory estimate").
 
 from __future__ import annotations
 
-from slam_align.models.architectures import find_layers
-from slam_align.models.plan import FreezePlan
+from slam_align.errors import SlamError
+from slam_align.models.architectures import ARCHITECTURES, find_layers, model_type_of
+from slam_align.models.freeze_plan import FreezePlan
+from slam_align.models.lora import lora_adapter_params
 
 GIB = 1024**3
 
@@ -22,52 +24,37 @@ PARTS = (
 )
 
 
+def numel(p) -> int:
+    """Elements of a parameter; a DeepSpeed ZeRO-3 partition keeps its full size in ``ds_numel``."""
+    return int(getattr(p, "ds_numel", p.numel()))
+
+
 def _trainable_numel(p, name: str, plan: FreezePlan) -> int:
     sl = plan.partial.get(name)
     if sl is None:
-        return p.numel()
-    return p.numel() // p.shape[sl.dim] * (sl.stop - sl.start)
-
-
-def lora_adapter_params(model, plan: FreezePlan) -> int:
-    """Parameters LoRA adds: r*(in+out) per adapted matrix (times the experts of a 3-D tensor)."""
-    from slam_align.models.plan import lora_targets
-
-    kw = lora_targets(model, plan)
-    r, targets = (plan.lora or {}).get("r", 8), set(kw["target_modules"])
-    target_params = set(kw.get("target_parameters", ()))
-    params = dict(model.named_parameters())
-    infos = find_layers(model, ffn_pattern=plan.ffn_pattern, attn_pattern=plan.attn_pattern)
-    total = 0
-    for i in plan.layers:
-        info = infos[i]
-        for name in info.params:
-            p = params[name]
-            owner = name[len(info.prefix) + 1 :].rpartition(".")[0]
-            if name.endswith(".weight") and p.dim() == 2 and owner in targets:
-                total += r * (p.shape[0] + p.shape[1])
-            elif name in target_params:
-                total += p.shape[0] * r * (p.shape[1] + p.shape[2])
-    return total
+        return numel(p)
+    shape = getattr(p, "ds_shape", p.shape)
+    return numel(p) // shape[sl.dim] * (sl.stop - sl.start)
 
 
 def count_parameters(model, plan: FreezePlan) -> dict:
     """``total_params``, ``trainable_params`` (fused tensors: only the trainable half) and
-    ``trainable_fraction`` (0..1). LoRA: the adapters' parameters (added to the total)."""
+    ``trainable_fraction`` (0..1), on a meta-device model or a loaded one (ZeRO-3 partitions
+    count at full size). LoRA: the adapters' parameters (added to the total)."""
     params = dict(model.named_parameters())
     has_adapters = any(".lora_" in n for n in params)
     if plan.method == "lora" and has_adapters:
-        total = sum(p.numel() for p in params.values())
-        trainable = sum(p.numel() for n, p in params.items() if p.requires_grad or ".lora_" in n)
+        total = sum(numel(p) for p in params.values())
+        trainable = sum(numel(p) for n, p in params.items() if p.requires_grad or ".lora_" in n)
     elif plan.method == "lora":
         # PEFT keeps the frozen original of a module in modules_to_save and trains a copy
         infos = find_layers(model, ffn_pattern=plan.ffn_pattern, attn_pattern=plan.attn_pattern)
         in_layers = {n for info in infos for n in info.params}
-        extras = sum(params[n].numel() for n in plan.trainable_names if n not in in_layers)
+        extras = sum(numel(params[n]) for n in plan.trainable_names if n not in in_layers)
         trainable = lora_adapter_params(model, plan) + extras
-        total = sum(p.numel() for p in params.values()) + trainable
+        total = sum(numel(p) for p in params.values()) + trainable
     else:
-        total = sum(p.numel() for p in params.values())
+        total = sum(numel(p) for p in params.values())
         trainable = sum(_trainable_numel(params[n], n, plan) for n in plan.trainable_names)
     return {
         "total_params": total,
@@ -198,8 +185,6 @@ def model_dims(config, model=None) -> dict:
 
 
 def _known(model) -> bool:
-    from slam_align.models.architectures import ARCHITECTURES, model_type_of
-
     return model_type_of(model) in ARCHITECTURES
 
 
@@ -218,8 +203,6 @@ def estimate_memory(
 ) -> dict:
     """Per-GPU bytes for training with AdamW (see docs/models.md for the formula)."""
     if precision not in PRECISIONS:
-        from slam_align.errors import SlamError
-
         raise SlamError(f"precision: unknown value {precision!r}; expected one of: {', '.join(PRECISIONS)}")
     w, adam = PRECISIONS[precision]
     weights = total_params * w

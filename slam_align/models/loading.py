@@ -18,8 +18,10 @@ DTYPES = {
     "bf16": "bfloat16",
     "bfloat16": "bfloat16",
     "fp16": "float16",
+    "half": "float16",
     "float16": "float16",
     "fp32": "float32",
+    "float": "float32",
     "float32": "float32",
 }
 
@@ -117,7 +119,13 @@ def meta_model(config, trust_remote_code: bool = False):
         ) from None
 
 
-def resolve_dtype(dtype):
+def resolve_dtype(dtype, device: str | None = None):
+    """A torch dtype from a name (``bf16``, ``float32``...).
+
+    ``auto`` means the checkpoint's own dtype (returned as ``"auto"`` for Transformers), or,
+    when ``device`` is given (inference), bf16 on a GPU that supports it (else fp16) and
+    fp32 on a CPU, where half precision is slow and lossy.
+    """
     import torch
 
     if dtype is None or isinstance(dtype, torch.dtype):
@@ -125,11 +133,33 @@ def resolve_dtype(dtype):
     name = DTYPES.get(str(dtype).lower())
     if name is None:
         raise SlamError(f"dtype: unknown value {dtype!r}; expected one of: {', '.join(DTYPES)}")
-    return name if name == "auto" else getattr(torch, name)
+    if name != "auto":
+        return getattr(torch, name)
+    if device is None:
+        return "auto"
+    if str(device).startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def resolve_device(device: str | None) -> str:
+    """``device`` as given, else ``cuda`` when a GPU is there, else ``cpu``; checked now."""
+    import torch
+
+    if not device:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise SlamError(f"device: unknown device {device!r}; expected cpu, cuda or cuda:N") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise SlamError(f"device {device}: no CUDA GPU is available here; use --device cpu")
+    return device
 
 
 def load_model(model: str, dtype="auto", device=None, trust_remote_code: bool = False):
-    """A causal LM with its weights, from a hub id or a local directory."""
+    """A causal LM with its weights, from a hub id or a local directory (``dtype``: a name or
+    torch dtype, ``auto`` = the checkpoint's; see :func:`resolve_dtype`)."""
     from transformers import AutoModelForCausalLM
 
     model = str(model)
@@ -155,8 +185,10 @@ def load_model(model: str, dtype="auto", device=None, trust_remote_code: bool = 
     return m
 
 
-def load_tokenizer(model: str, trust_remote_code: bool = False):
-    """The model's tokenizer; a tokenizer without a pad token pads with its eos token."""
+def load_tokenizer(model: str, trust_remote_code: bool = False, padding_side: str | None = None):
+    """The model's tokenizer; a tokenizer without a pad token pads with its eos token.
+
+    ``padding_side="left"`` for batched generation (prompts must end together)."""
     from transformers import AutoTokenizer
 
     model = str(model)
@@ -171,6 +203,12 @@ def load_tokenizer(model: str, trust_remote_code: bool = False):
         )
     except Exception as e:
         raise SlamError(f"cannot load the tokenizer of '{model}' ({_first_line(e)})") from None
-    if tok.pad_token is None and tok.eos_token is not None:
+    if tok.pad_token is None:
+        if tok.eos_token is None:
+            raise SlamError(
+                f"the tokenizer of '{model}' has neither a pad nor an EOS token; cannot pad batches"
+            )
         tok.pad_token = tok.eos_token
+    if padding_side:
+        tok.padding_side = padding_side
     return tok

@@ -20,21 +20,23 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slam_align.config import option, options_to_dict
+from slam_align.config import Options, option, options_to_dict
 from slam_align.errors import SlamError
-from slam_align.io import atomic_write_jsonl, atomic_write_yaml, environment_versions
+from slam_align.io import atomic_write_jsonl, environment_versions
 from slam_align.synth.pretrain import DEMO_PROMPT, PretrainSettings, get_base_model
 from slam_align.synth.world import World, WorldSettings, full_settings, quick_settings
 
 log = logging.getLogger(__name__)
 
 DEMO_METHODS = ("slam", "slam-lower", "full", "two-stage", "lora", "attention", "random")
+# What slam demo writes into its run directory besides the common files (--overwrite removes these).
+OUTPUTS = ("results.json", "*.png", "data", "identify", "eval", "runs")
 # Demo rows that are `slam train` methods with fixed layers rather than the identified ones.
 FIXED_LOWER = {"slam-lower": "slam"}
 
 
 @dataclass
-class DemoOptions:
+class DemoOptions(Options):
     output: str = option("slam-demo", help="run directory for results.json, README.md, plots", aliases=["-o"])
     quick: bool = option(False, help="a smaller, easier world (about 3 minutes on 2 CPU cores)")
     methods: list[str] = option(
@@ -139,7 +141,7 @@ def write_world_data(world: World, data_dir: Path) -> dict[str, Path]:
 
 
 def _identify(base: Path, files, langs, top_k: int, out: Path, progress: bool) -> dict:
-    from slam_align.identify.run import IdentifyOptions, identify
+    from slam_align.identify.identify import IdentifyOptions, identify
 
     return identify(
         IdentifyOptions(
@@ -156,8 +158,7 @@ def _identify(base: Path, files, langs, top_k: int, out: Path, progress: bool) -
 
 
 def _train(method: str, base: Path, files, layers_file: Path, top_k: int, p: Preset, out: Path, seed: int):
-    from slam_align.train.config import TrainOptions
-    from slam_align.train.run import train
+    from slam_align.train.train import TrainOptions, train
 
     kwargs = {}
     if method == "two-stage":  # QAlign: question alignment, then the (larger) English reasoning data
@@ -189,7 +190,7 @@ def _train(method: str, base: Path, files, layers_file: Path, top_k: int, p: Pre
 
 
 def _evaluate(model_dir: Path, files, langs, p: Preset, out: Path, seed: int) -> dict:
-    from slam_align.evaluate.run import EvalOptions, evaluate
+    from slam_align.evaluate.eval import EvalOptions, evaluate
 
     return evaluate(
         EvalOptions(
@@ -224,10 +225,8 @@ def _check(options: DemoOptions) -> None:
 
 def run_demo(options: DemoOptions) -> dict:
     """Run the demo; return ``results.json``'s content."""
-    import torch
 
-    from slam_align.io import prepare_output_dir
-    from slam_align.synth import report
+    from slam_align.io import open_run_dir
 
     _check(options)
     p = preset(options.quick, options.seed)
@@ -235,12 +234,29 @@ def run_demo(options: DemoOptions) -> dict:
     top_k = options.top_k or p.top_k
     if top_k > p.pretrain.layers:
         raise SlamError(f"--top-k {top_k}: the base model has only {p.pretrain.layers} layers")
-    out = prepare_output_dir(options.output, overwrite=options.overwrite)
+    with open_run_dir(
+        options.output,
+        "demo",
+        config=options_to_dict(options),
+        overwrite=options.overwrite,
+        outputs=OUTPUTS,
+        record={"preset": p.to_dict()},
+    ) as run:
+        run.begin_work()
+        results = _run(options, p, methods, top_k, run.path)
+        run.finish()
+    return results
+
+
+def _run(options: DemoOptions, p: Preset, methods: list[str], top_k: int, out: Path) -> dict:
+    import torch
+
+    from slam_align.synth import report
+
     torch.set_num_threads(options.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     bar = Progress(options.progress, total=4 + 2 * len(methods) + 1)
     timing: dict = {"threads": options.threads, "cpu_count": os.cpu_count()}
-    atomic_write_yaml(out / "config.yaml", {**options_to_dict(options), "preset": p.to_dict()})
 
     world = World(p.world)
     files = write_world_data(world, out / "data")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from slam_align.io import atomic_write_json, atomic_write_text
+from slam_align.plotting import pyplot, save_figure
 
 # The targets (what the demo should show). Thresholds, not results.
 BASE_EN_MIN = 0.80
@@ -230,11 +231,7 @@ def findings(results: dict) -> list[str]:
 
 
 def plot_accuracy(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     langs = _lang_order(results)
     names = list(results["methods"])
     width = 0.8 / len(names)
@@ -249,16 +246,11 @@ def plot_accuracy(results: dict, path: Path) -> None:
     ax.set_title("Synthetic world: accuracy per language (syn-xx stand-ins, en)")
     ax.legend(fontsize=8, ncol=min(len(names), 6))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_layer_scores(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     scores = results["identification"]["scores"]
     chosen = set(results["identified_layers"])
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -272,8 +264,7 @@ def plot_layer_scores(results: dict, path: Path) -> None:
     ax.set_ylabel(f"score ({results['identification'].get('score') or 'activation'})")
     ax.set_title("Layer identification")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def summary_lines(results: dict) -> list[str]:

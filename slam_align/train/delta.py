@@ -13,15 +13,17 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass
+import tempfile
 from pathlib import Path
 
-from slam_align.config import option
 from slam_align.errors import SlamError
-from slam_align.io import atomic_path, atomic_write_json, prepare_output_dir
+from slam_align.io import atomic_path, atomic_write_json
 
 DELTA_FILE = "slam_delta.safetensors"
 MANIFEST_FILE = "slam_delta.json"
+# Written by slam train beside every trained model (final/): which run made it, what it
+# trained and how long it took. slam eval copies it into its metrics; slam merge keeps it.
+TRAIN_RECORD = "slam_train.json"
 # Keys that change with the library version or the save location, not with the model.
 _VOLATILE_CONFIG_KEYS = ("transformers_version", "_name_or_path", "name_or_path", "_commit_hash")
 
@@ -101,84 +103,86 @@ def load_delta(path: str | Path) -> tuple[dict, dict]:
         raise SlamError(f"{path}: not a readable safetensors file ({e})") from None
     if "slam" not in meta:
         raise SlamError(f"{path}: no SLAM manifest in the file's metadata (not a slam delta)")
-    return tensors, json.loads(meta["slam"])
-
-
-@dataclass
-class MergeOptions:
-    base: str = option(help="base model: hub id or local directory (the one the delta was trained from)")
-    delta: str = option(help="slam_delta.safetensors (or the final directory holding it)")
-    output: str = option(help="directory for the merged full model", aliases=["-o"])
-    overwrite: bool = option(False, help="replace an existing output directory")
-    check_config: bool = option(True, help="refuse a base whose config hash differs from the manifest's")
-
-
-def merge(options: MergeOptions) -> dict:
-    """Base + delta -> a full Transformers model directory (base dtype, tokenizer copied)."""
-    from slam_align.models.loading import load_config, load_model, load_tokenizer
-
-    delta_path = Path(options.delta)
-    if delta_path.is_dir():
-        delta_path = delta_path / DELTA_FILE
-    tensors, manifest = load_delta(delta_path)
-    config = load_config(options.base)
-    if options.check_config and config_sha256(config) != manifest.get("base_config_sha256"):
+    try:
+        manifest = json.loads(meta["slam"])
+    except ValueError:
+        manifest = None
+    if not isinstance(manifest, dict) or manifest.get("format") != "slam-delta/1":
         raise SlamError(
-            f"{options.base}: config hash differs from the delta's base ({manifest.get('base_model')}); "
+            f"{path}: the SLAM manifest in the file's metadata is corrupt (expected slam-delta/1)"
+        )
+    return tensors, manifest
+
+
+def merged_model(base: str, delta_path: Path, check_config: bool = True):
+    """The base model with the delta's tensors put in (in the base's dtype): (model, manifest).
+
+    Everything is checked before the caller writes anything: the manifest, the base's
+    config hash, every tensor's name and shape.
+    """
+    import torch
+
+    from slam_align.models.loading import load_config, load_model
+
+    tensors, manifest = load_delta(delta_path)
+    config = load_config(base)
+    if check_config and config_sha256(config) != manifest.get("base_config_sha256"):
+        raise SlamError(
+            f"{base}: config hash differs from the delta's base ({manifest.get('base_model')}); "
             "pass --no-check-config to merge anyway"
         )
-    model = load_model(options.base, dtype="auto")
+    model = load_model(base, dtype="auto")
     params = dict(model.named_parameters())
     unknown = sorted(set(tensors) - set(params))
     if unknown:
-        raise SlamError(f"{delta_path}: tensor {unknown[0]} does not exist in {options.base}")
-    import torch
-
+        raise SlamError(f"{delta_path}: tensor {unknown[0]} does not exist in {base}")
+    for name, t in tensors.items():
+        if params[name].shape != t.shape:
+            raise SlamError(
+                f"{delta_path}: tensor {name} has shape {tuple(t.shape)}, base has {tuple(params[name].shape)}"
+            )
     with torch.no_grad():
         for name, t in tensors.items():
-            p = params[name]
-            if p.shape != t.shape:
-                raise SlamError(
-                    f"{delta_path}: tensor {name} has shape {tuple(t.shape)}, base has {tuple(p.shape)}"
-                )
-            p.copy_(t.to(p.dtype))
-    out = prepare_output_dir(options.output, overwrite=options.overwrite)
-    tmp = out / ".merge.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp))
+            params[name].copy_(t.to(params[name].dtype))
+    return model, manifest
+
+
+def save_model_dir(model, tokenizer_source: str, out: Path) -> None:
+    """Save ``model`` (+ the tokenizer of ``tokenizer_source``) into ``out``: written into a
+    hidden sibling first and moved in file by file only once everything was written."""
+    from slam_align.models.loading import load_tokenizer
+
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".merge.", dir=out))
     try:
-        load_tokenizer(options.base).save_pretrained(str(tmp))
-    except Exception:  # a base without a tokenizer still merges; the model is what matters
-        pass
-    for f in tmp.iterdir():  # move in place only once everything was written
-        f.replace(out / f.name)
-    tmp.rmdir()
-    atomic_write_json(
-        out / "slam_merge.json", {"base": base_reference(options.base), "delta": str(delta_path), **manifest}
-    )
-    return {"output": str(out), "tensors": len(tensors), "manifest": manifest}
-
-
-def merge_cli(options: MergeOptions) -> int:
-    result = merge(options)
-    print(f"merged {result['tensors']} tensors into {result['output']}")
-    return 0
+        model.save_pretrained(str(tmp))
+        try:
+            load_tokenizer(tokenizer_source).save_pretrained(str(tmp))
+        except SlamError:  # a base without a tokenizer still merges; the model is what matters
+            pass
+        for f in tmp.iterdir():
+            f.replace(out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def rebuild_from_base(final_dir: str | Path, base: str) -> Path:
     """Replace ``final_dir``'s model by base + its delta (frozen tensors straight from the base).
 
     Needed where the engine changed the frozen weights' representation, e.g. DeepSpeed with
-    bf16 keeps module weights in bf16, so an fp32 base would come back rounded. The delta
-    and manifest are kept; the swap happens only once the rebuilt model is complete.
+    bf16 keeps module weights in bf16, so an fp32 base would come back rounded. The delta,
+    manifest and run record are kept; the swap happens only once the rebuilt model is complete.
     """
     final_dir = Path(final_dir)
+    model, _ = merged_model(base, final_dir / DELTA_FILE)
     tmp, old = final_dir.with_name(".final.rebuild"), final_dir.with_name(".final.old")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(old, ignore_errors=True)
-    merge(MergeOptions(base=base, delta=str(final_dir / DELTA_FILE), output=str(tmp)))
-    for name in (DELTA_FILE, MANIFEST_FILE):
-        shutil.copy2(final_dir / name, tmp / name)
+    save_model_dir(model, base, tmp)
+    for f in final_dir.iterdir():  # what the run wrote beside the weights
+        if f.suffix == ".json" and f.name.startswith("slam_"):
+            shutil.copy2(f, tmp / f.name)
+    shutil.copy2(final_dir / DELTA_FILE, tmp / DELTA_FILE)
     final_dir.rename(old)
     tmp.rename(final_dir)
     shutil.rmtree(old)

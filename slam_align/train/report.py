@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from slam_align.io import write_run_readme
+from slam_align.plotting import pyplot, save_figure
 
 
 def loss_curve(log_history: list[dict]) -> list[dict]:
@@ -15,14 +16,9 @@ def loss_curve(log_history: list[dict]) -> list[dict]:
 
 def plot_losses(curves: dict[str, list[dict]], path: str | Path, title: str) -> Path | None:
     """One line per stage; steps continue across stages so two-stage reads left to right."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if not any(curves.values()):
         return None
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = pyplot().subplots(figsize=(6, 3.5))
     offset = 0
     for stage, curve in curves.items():
         if curve:
@@ -35,9 +31,7 @@ def plot_losses(curves: dict[str, list[dict]], path: str | Path, title: str) -> 
         ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=100)
 
 
 def write_readme(out: Path, options, timing: dict, plan_summary: dict) -> None:
@@ -56,8 +50,10 @@ def write_readme(out: Path, options, timing: dict, plan_summary: dict) -> None:
             "Plan": ", ".join(f"{k}: {v}" for k, v in plan_summary.items()),
             "Stages": "| stage | steps | seconds | tokens | tokens/s | final loss |\n|---|---|---|---|---|---|\n"
             + stages,
-            "Files": "`config.yaml` options used; `timing.json` time, tokens, memory; `metrics.json` loss curve; "
-            "`loss.png`; `final/slam_delta.safetensors` only the trained tensors (subset methods; "
+            "Files": "`config.yaml` options used (`slam train config.yaml --output NEW` reruns them); "
+            "`run.json` status; `environment.json` versions; `timing.json` time, tokens, memory; "
+            "`metrics.json` loss curve; `loss.png`; `final/slam_train.json` what trained this model; "
+            "`final/slam_delta.safetensors` only the trained tensors (subset methods; "
             "`slam merge --base BASE --delta final/slam_delta.safetensors --output DIR` rebuilds the model).",
         },
     )

@@ -16,7 +16,6 @@ import torch
 
 from slam_align.data.tokenize import MaskedCollator, pad_token_id
 from slam_align.errors import SlamError
-from slam_align.models.plan import frozen_slice_callback
 
 
 def world_size() -> int:
@@ -52,7 +51,9 @@ def training_arguments(options, output_dir: str | Path, seed: int | None = None)
         num_train_epochs=options.num_train_epochs,
         learning_rate=options.learning_rate,
         lr_scheduler_type=options.lr_scheduler_type,
-        warmup_steps=options.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        # Transformers 5 reads a float warmup_steps below 1 as a fraction of the total steps
+        # (its separate warmup_ratio is deprecated): our --warmup-ratio is exactly that.
+        warmup_steps=options.warmup_ratio,
         weight_decay=options.weight_decay,
         max_grad_norm=options.max_grad_norm,
         seed=options.seed if seed is None else seed,
@@ -87,7 +88,7 @@ def training_arguments(options, output_dir: str | Path, seed: int | None = None)
 
 
 def _trainer_classes():
-    from transformers import Trainer
+    from transformers import Trainer, TrainerCallback
 
     class SlamTrainer(Trainer):
         """The stock Trainer; partially trainable fused tensors get no weight decay."""
@@ -97,16 +98,26 @@ def _trainer_classes():
         def get_decay_parameter_names(self, model) -> list[str]:
             return [n for n in super().get_decay_parameter_names(model) if n not in self.no_decay]
 
-    return SlamTrainer
+    class RestoreFrozenSlices(TrainerCallback):
+        """Puts the frozen halves of fused tensors back after every optimizer step."""
+
+        def __init__(self, frozen):
+            self.frozen = frozen
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.frozen.restore()
+
+    return SlamTrainer, RestoreFrozenSlices
 
 
-def build_trainer(model, tokenizer, dataset, options, output_dir, plan=None, seed: int | None = None):
-    """A Trainer for ``model`` (already frozen by its recipe's plan) on a tokenised dataset."""
-    SlamTrainer = _trainer_classes()
+def build_trainer(model, tokenizer, dataset, options, output_dir, frozen=None, seed: int | None = None):
+    """A Trainer for ``model`` (already frozen by its recipe: ``frozen`` is the
+    :class:`~slam_align.models.apply_plan.FrozenParams` handle) on a tokenised dataset."""
+    SlamTrainer, RestoreFrozenSlices = _trainer_classes()
     args = training_arguments(options, output_dir, seed=seed)
     if not any(p.requires_grad for p in model.parameters()):
         raise SlamError("nothing to train: the plan left every parameter frozen")
-    partial = dict(getattr(plan, "partial", None) or {}) if getattr(plan, "method", "") != "lora" else {}
+    partial = frozen.plan.partial if frozen is not None and frozen.plan.method != "lora" else {}
     trainer = SlamTrainer(
         model=model,
         args=args,
@@ -115,7 +126,7 @@ def build_trainer(model, tokenizer, dataset, options, output_dir, plan=None, see
         processing_class=tokenizer,
         # Fused gate_up under ``ffn``: the plan's gradient hook keeps AdamW off the frozen gate
         # half; putting it back after every step makes that exact for any optimizer.
-        callbacks=[frozen_slice_callback(model, plan)] if partial else None,
+        callbacks=[RestoreFrozenSlices(frozen)] if partial else None,
     )
     trainer.no_decay = frozenset(partial)
     if not options.progress:
@@ -137,17 +148,6 @@ def optimizer_state_bytes(trainer) -> int:
             if torch.is_tensor(v):
                 total += v.numel() * v.element_size()
     return total
-
-
-def count_params(model) -> tuple[int, int]:
-    """(trainable, total) elements; DeepSpeed ZeRO-3 partitions keep their full size in ``ds_numel``."""
-    trainable = total = 0
-    for p in model.parameters():
-        n = getattr(p, "ds_numel", p.numel())
-        total += n
-        if p.requires_grad:
-            trainable += n
-    return trainable, total
 
 
 def peak_memory() -> dict:

@@ -8,24 +8,25 @@ command. The run directory holds:
   appended and flushed after every batch. A restarted run skips the problems already
   there (resume), drops a half-written last line, and never writes a duplicate;
   it refuses a directory made with another model or generation set-up.
-- ``metrics.json`` (see :mod:`slam_align.evaluate.report`), ``results.md`` (table),
-  ``accuracy.png`` (bar chart), ``config.yaml``, ``timing.json``, ``README.md``.
+- ``metrics.json`` (see :mod:`slam_align.evaluate.report`; ``training`` holds the record of
+  the ``slam train`` run that produced the model, when there is one), ``results.md``
+  (table), ``accuracy.png`` (bar chart), ``config.yaml``, ``run.json``, ``environment.json``,
+  ``timing.json``, ``README.md``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from slam_align.config import option, options_to_dict
+from slam_align.config import Options, option, options_to_dict
+from slam_align.data.benchmarks import parse_gold
 from slam_align.data.prompts import DEFAULT_PROMPT, get_prompt
 from slam_align.errors import SlamError
-from slam_align.evaluate.extract import GENERIC_STOPS, parse_gold
+from slam_align.evaluate.extract import stop_sequences
 from slam_align.evaluate.generate import BACKENDS, length_sorted_batches, make_backend
 from slam_align.evaluate.report import compute_metrics, markdown_table, metrics_chart, pct
 from slam_align.evaluate.score import score_row
@@ -33,31 +34,26 @@ from slam_align.io import (
     atomic_write_json,
     atomic_write_jsonl,
     atomic_write_text,
-    atomic_write_yaml,
+    check_run_dir,
     dumps_json,
-    environment_versions,
+    open_run_dir,
+    read_json_object,
+    read_jsonl,
+    read_run_record,
     write_run_readme,
 )
 
 log = logging.getLogger(__name__)
 
 PREDICTIONS = "predictions.jsonl"
-LOCK = ".slam-eval.lock"
-RUN_FILES = (
-    PREDICTIONS,
-    "metrics.json",
-    "results.md",
-    "accuracy.png",
-    "timing.json",
-    "README.md",
-    "config.yaml",
-)
+OUTPUTS = (PREDICTIONS, "results.md", "accuracy.png")
 # What makes two runs' generations comparable: a resumed run must match all of these.
 IDENTITY_KEYS = ("model", "prompt", "cot", "max_new_tokens", "backend", "dtype")
+TRAIN_RECORD = "slam_train.json"  # written by slam train beside the model it trained
 
 
 @dataclass
-class EvalOptions:
+class EvalOptions(Options):
     model: str = option(help="model to evaluate: hub id or local directory")
     output: str = option(help="run directory (predictions.jsonl, metrics.json, results.md, accuracy.png)")
     benchmark: list[str] = option(
@@ -69,38 +65,33 @@ class EvalOptions:
     data_dir: str | None = option(
         None, help="local benchmark files (folder of mgsm/, msvamp/, gsm8k/); default: hub"
     )
-    limit: int | None = option(None, help="only the first N problems of every language")
+    limit: int | None = option(None, help="only the first N problems of every language", at_least=1)
     prompt: str = option(
         DEFAULT_PROMPT, help="prompt template (slam_align.data.prompts): alpaca, mathoctopus, ..."
     )
     cot: bool = option(
         False, help="append \"Let's think step by step.\" to the prompt (MetaMath's evaluation)"
     )
-    max_new_tokens: int = option(512, help="generation budget per problem")
-    batch_size: int = option(32, help="prompts per generate() call (transformers backend)")
+    max_new_tokens: int = option(512, help="generation budget per problem", at_least=1)
+    batch_size: int = option(32, help="prompts per generate() call (transformers backend)", at_least=1)
     backend: str = option("transformers", choices=list(BACKENDS), help="generation engine")
     dtype: str = option("auto", help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16 or fp32")
     device: str | None = option(None, help="torch device (default: cuda when available, else cpu)")
-    tensor_parallel: int = option(1, help="GPUs per model (vllm backend)")
-    bootstrap: int = option(1000, help="bootstrap resamples for the 95%% intervals (0: none)")
+    tensor_parallel: int = option(1, help="GPUs per model (vllm backend)", at_least=1)
+    bootstrap: int = option(1000, help="bootstrap resamples for the 95%% intervals (0: none)", at_least=0)
     seed: int = option(0, help="seed of the bootstrap")
-    overwrite: bool = option(False, help="discard an existing run in --output made with another set-up")
+    overwrite: bool = option(
+        False, help="replace an earlier slam eval run in --output (else it is continued)"
+    )
     progress: bool = option(True, help="show a progress bar")
 
 
 def _check(options: EvalOptions) -> None:
-    if options.batch_size < 1:
-        raise SlamError(f"--batch-size must be >= 1, got {options.batch_size}")
-    if options.max_new_tokens < 1:
-        raise SlamError(f"--max-new-tokens must be >= 1, got {options.max_new_tokens}")
-    if options.limit is not None and options.limit < 1:
-        raise SlamError(f"--limit must be >= 1, got {options.limit}")
-    if options.bootstrap < 0:
-        raise SlamError(f"--bootstrap must be >= 0, got {options.bootstrap}")
-    if options.backend not in BACKENDS:
-        raise SlamError(f"unknown --backend '{options.backend}'; expected one of: {', '.join(BACKENDS)}")
+    from slam_align.models.loading import resolve_device, resolve_dtype
+
     if not options.benchmark:
         raise SlamError("--benchmark is empty; expected e.g. mgsm,msvamp")
+    resolve_dtype(options.dtype, resolve_device(options.device))
     model = str(options.model)
     looks_local = model.startswith(("/", ".", "~")) or model.count("/") > 1
     if looks_local and not Path(model).expanduser().exists():
@@ -152,95 +143,48 @@ def identity(options: EvalOptions) -> dict:
 
 
 def _read_existing(out: Path) -> tuple[list[dict], bool]:
-    """Rows already in ``predictions.jsonl`` (first of any duplicate id); whether a broken
-    last line (a run killed mid-write) was dropped."""
+    """Rows already in ``predictions.jsonl`` (first of any duplicate id); whether a torn
+    last line (a run killed mid-write) or a duplicate was dropped."""
     path = out / PREDICTIONS
     if not path.is_file():
         return [], False
-    lines = path.read_text(encoding="utf-8").splitlines()
-    rows, seen, broken = [], set(), False
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if lineno == len(lines):  # the interrupted write: redo that problem
-                broken = True
-                continue
-            raise SlamError(f"{path}: line {lineno}: not valid JSON; fix or delete the file") from None
-        if not isinstance(row, dict) or "id" not in row:
+    rows = read_jsonl(path, what="predictions file", tolerate_torn_tail=True)
+    kept, seen = [], set()
+    for lineno, row in enumerate(rows, 1):
+        if "id" not in row:
             raise SlamError(f"{path}: line {lineno}: expected a prediction object with an 'id'")
-        if row["id"] in seen:
-            broken = True
-            continue
-        seen.add(row["id"])
-        rows.append(row)
-    return rows, broken
+        if row["id"] not in seen:
+            seen.add(row["id"])
+            kept.append(row)
+    lines = sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    return kept, len(kept) != lines
 
 
-def prepare_run_dir(options: EvalOptions) -> Path:
-    """Create ``--output`` or check that the run in it can be continued with these options."""
-    out = Path(options.output)
-    if out.exists() and not out.is_dir():
-        raise SlamError(f"{out}: --output exists and is not a directory")
-    config_path = out / "config.yaml"
-    if out.is_dir() and any(p.name != LOCK for p in out.iterdir()):
-        if not config_path.is_file() and not options.overwrite:
+def _open_run(options: EvalOptions, config: dict):
+    """Open ``--output``: continue the run there when it was made with the same set-up."""
+    out = Path(options.output).expanduser()
+    mine = identity(options)
+    state = check_run_dir(out, "eval", resume=True, outputs=OUTPUTS, resumable=True)
+    if state == "resume":
+        old = (read_run_record(out) or {}).get("identity") or {}
+        diff = [k for k in IDENTITY_KEYS if str(old.get(k)) != str(mine[k])]
+        if diff and not options.overwrite:
+            k = diff[0]
             raise SlamError(
-                f"{out}: directory is not empty and holds no slam eval run; choose another --output"
+                f"{out}: holds a run with {k}={old.get(k)!r}, not {mine[k]!r}; results of different set-ups "
+                "are never mixed: choose another --output or pass --overwrite"
             )
-        if config_path.is_file():
-            import yaml
-
-            try:
-                saved = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-            except yaml.YAMLError:
-                saved = {}
-            if not isinstance(saved, dict) or "identity" not in saved:
-                if not options.overwrite:
-                    raise SlamError(f"{config_path}: not a slam eval run; choose another --output")
-                saved = {"identity": identity(options)}
-            old = saved["identity"]
-            mine = identity(options)
-            diff = [k for k in IDENTITY_KEYS if str(old.get(k)) != str(mine[k])]
-            if diff and not options.overwrite:
-                k = diff[0]
-                raise SlamError(
-                    f"{out}: holds a run with {k}={old.get(k)!r}, not {mine[k]!r}; results of different set-ups "
-                    "are never mixed: choose another --output or pass --overwrite"
-                )
-        if options.overwrite:  # asked for explicitly: start this run's files afresh
-            for name in RUN_FILES:
-                if (out / name).is_file():
-                    (out / name).unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-@contextmanager
-def run_lock(out: Path):
-    """One ``slam eval`` at a time per run directory (two writers would duplicate rows).
-
-    An OS file lock: released by the kernel when the process dies, so a killed run never
-    leaves a stale lock behind.
-    """
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock, as before
-        yield
-        return
-    with open(out / LOCK, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise SlamError(
-                f"{out}: another slam eval is writing to this directory; wait for it or use another --output"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    # --overwrite: start the run afresh (only slam eval's own files are removed).
+    return open_run_dir(
+        out,
+        "eval",
+        config=config,
+        overwrite=options.overwrite,
+        resume=not options.overwrite,
+        outputs=OUTPUTS,
+        resumable=True,
+        record={"identity": mine},
+    )
 
 
 def _render_prompts(problems, template, cot: bool, tokenizer) -> list[str]:
@@ -262,12 +206,19 @@ def _check_same_problems(existing: list[dict], problems, path: Path) -> None:
         p = current.get(row["id"])
         if p is None:
             continue
-        if row.get("question") != p.question or parse_gold(row.get("answer")) != p.answer:
+        if row.get("question") != p.question or _gold_or_none(row.get("answer")) != p.answer:
             what = "question" if row.get("question") != p.question else "gold answer"
             raise SlamError(
                 f"{path}: {row['id']} was generated for a different {what} than the benchmark has now; "
                 "use another --output or pass --overwrite"
             )
+
+
+def _gold_or_none(value) -> float | None:
+    try:
+        return parse_gold(value)
+    except SlamError:
+        return None
 
 
 def generate_missing(options: EvalOptions, problems, out: Path, timing: dict) -> None:
@@ -293,7 +244,7 @@ def generate_missing(options: EvalOptions, problems, out: Path, timing: dict) ->
     add_special = not template.uses_chat_template  # a chat template already writes BOS
     lengths = backend.prompt_lengths(prompts, add_special_tokens=add_special)
     # Stop where extraction would cut anyway: the template's markers and the generic run-on ones.
-    stop = tuple(dict.fromkeys((*template.stop, *GENERIC_STOPS)))
+    stop = stop_sequences(template)
     chunk = options.batch_size if options.backend == "transformers" else max(options.batch_size, 256)
     tokens = 0
     t1 = time.perf_counter()
@@ -338,20 +289,20 @@ def evaluate(options: EvalOptions) -> dict:
     _check(options)
     template = get_prompt(options.prompt)
     problems, order = load_problems(options)
-    out = prepare_run_dir(options)
-    with run_lock(out):
-        return _evaluate_locked(options, template, problems, order, out, start)
+    with _open_run(options, options_to_dict(options)) as run:
+        run.begin_work()  # predictions are appended as they come: a failed run is resumed
+        metrics = _evaluate_in(run.path, options, template, problems, order, start)
+        run.finish(problems=len(problems))
+    return metrics
 
 
-def _evaluate_locked(options: EvalOptions, template, problems, order, out: Path, start: float) -> dict:
-    config = {
-        **options_to_dict(options),
-        "identity": identity(options),
-        "prompt_id": template.id,
-        "problems": len(problems),
-        "versions": environment_versions(),
-    }
-    atomic_write_yaml(out / "config.yaml", config)
+def training_record(model: str) -> dict | None:
+    """The record ``slam train`` left beside the model (``slam_train.json``), if any."""
+    path = Path(model).expanduser() / TRAIN_RECORD
+    return read_json_object(path, "training record") if path.is_file() else None
+
+
+def _evaluate_in(out: Path, options: EvalOptions, template, problems, order, start: float) -> dict:
     timing: dict = {"backend": options.backend, "batch_size": options.batch_size}
     generate_missing(options, problems, out, timing)
 
@@ -376,6 +327,7 @@ def _evaluate_locked(options: EvalOptions, template, problems, order, out: Path,
         "prompt": template.id,
         "cot": options.cot,
         **metrics,
+        "training": training_record(options.model),
     }
     atomic_write_json(out / "metrics.json", metrics)
     table = markdown_table(metrics)
@@ -407,7 +359,7 @@ def _write_readme(out: Path, options: EvalOptions, metrics: dict, timing: dict, 
             "Accuracy (%)": table,
             "Files": "`predictions.jsonl` every generation with its extracted and gold answer; "
             "`metrics.json` accuracy per language (fraction 0..1), averages, 95% bootstrap intervals, "
-            "no-answer rate; `results.md` and `accuracy.png` the same as a table and a chart; "
+            "no-answer rate, the training run's record; `results.md` and `accuracy.png` the same as a table and a chart; "
             "`config.yaml` the options; `timing.json` time and throughput. "
             "`slam score --predictions predictions.jsonl` re-scores the generations.",
         },

@@ -10,24 +10,24 @@ metrics.json and timing.json. Definitions and formulas: docs/identify.md.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from slam_align.config import option, options_to_dict
+from slam_align.config import Options, option, options_to_dict
 from slam_align.data.languages import PAPER_LANGS
 from slam_align.errors import SlamError
 from slam_align.identify.stats import ACTIVATION_SCORES
+from slam_align.models.layers import LAYERS_FILE
 
 log = logging.getLogger(__name__)
 
 METHODS = ("activation", "lape")
-LAYERS_FORMAT = "slam-identify/1"
+OUTPUTS = (LAYERS_FILE, "*.png")
 
 
 @dataclass
-class IdentifyOptions:
+class IdentifyOptions(Options):
     model: str = option(help="model: hub id or local directory")
     output: str = option(help="run directory (layers.json, plots, README.md)", aliases=["-o"])
     benchmark: str = option("mgsm", help="parallel questions: mgsm, msvamp, gsm8k or jsonl:PATH")
@@ -35,7 +35,9 @@ class IdentifyOptions:
     langs: list[str] = option(
         list(PAPER_LANGS), help="languages (comma-separated, or all); must include en for --method activation"
     )
-    limit: int | None = option(None, help="at most this many questions per language (the same indices)")
+    limit: int | None = option(
+        None, help="at most this many questions per language (the same indices)", at_least=1
+    )
     method: str = option("activation", help="layer score", choices=list(METHODS))
     score: str = option(
         "msd",
@@ -43,40 +45,35 @@ class IdentifyOptions:
         "overlap (1 - overlap with English's activated neurons) or combined",
         choices=list(ACTIVATION_SCORES),
     )
-    top_k: int = option(6, help="how many layers to select")
+    top_k: int = option(6, help="how many layers to select", at_least=1)
     contiguous: bool = option(False, help="select the best block of --top-k adjacent layers")
     threshold: float = option(0.0, help="a neuron is activated when its activation exceeds this")
     overlap_top_fraction: float = option(
-        0.1, help="a language's activated set: its most often activated neurons, this fraction of the layer"
+        0.1,
+        help="a language's activated set: its most often activated neurons, this fraction of the layer",
+        above=0,
+        at_most=1,
     )
-    lape_top_rate: float = option(0.01, help="LAPE: fraction of all neurons called language-specific")
+    lape_top_rate: float = option(
+        0.01, help="LAPE: fraction of all neurons called language-specific", above=0, at_most=1
+    )
     lape_filter_rate: float = option(
-        0.95, help="LAPE: activation-probability quantile a neuron must exceed in some language"
+        0.95,
+        help="LAPE: activation-probability quantile a neuron must exceed in some language",
+        above=0,
+        at_most=0.999999,
     )
     prompt: str | None = option(
         None, help="render questions with this prompt template (only question tokens are counted)"
     )
-    batch_size: int = option(8, help="questions per forward pass")
-    max_length: int = option(512, help="truncate inputs to this many tokens")
+    batch_size: int = option(8, help="questions per forward pass", at_least=1)
+    max_length: int = option(512, help="truncate inputs to this many tokens", at_least=2)
     dtype: str = option("auto", help="weights' dtype", choices=["auto", "float32", "bfloat16", "float16"])
     device: str | None = option(None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     ffn_pattern: str | None = option(None, help="regex naming FFN modules for unknown architectures")
     plots: bool = option(True, help="write PNG plots")
     progress: bool = option(True, help="show a progress bar")
     overwrite: bool = option(False, help="replace the results in a non-empty --output directory")
-
-
-def _check_options(o: IdentifyOptions) -> None:
-    if o.method not in METHODS:
-        raise SlamError(f"--method {o.method!r}; expected one of: {', '.join(METHODS)}")
-    if o.top_k < 1:
-        raise SlamError(f"--top-k must be at least 1, got {o.top_k}")
-    if o.batch_size < 1 or o.max_length < 2:
-        raise SlamError("--batch-size must be >= 1 and --max-length >= 2")
-    if not 0 < o.overlap_top_fraction <= 1:
-        raise SlamError(f"--overlap-top-fraction must be in (0, 1], got {o.overlap_top_fraction}")
-    if not 0 < o.lape_top_rate <= 1 or not 0 < o.lape_filter_rate < 1:
-        raise SlamError("--lape-top-rate must be in (0, 1] and --lape-filter-rate in (0, 1)")
 
 
 def _check_langs(langs: list[str], method: str) -> list[str]:
@@ -140,129 +137,114 @@ def _act_modules(model, layers) -> tuple[list[list], list[str]]:
 
 def identify(options: IdentifyOptions) -> dict:
     """Run identification; write the run directory; return the ``layers.json`` content."""
+    from slam_align.data.benchmarks import load_benchmark
+    from slam_align.io import open_run_dir
+    from slam_align.models.loading import resolve_device
+
+    o = options
+    every = [lang.strip() for lang in o.langs] == ["all"]  # resolved from the benchmark below
+    langs = ["all"] if every else _check_langs(o.langs, o.method)
+    device = resolve_device(o.device)
+    problems = load_benchmark(o.benchmark, langs, data_dir=o.data_dir, limit=o.limit)
+    if every:
+        langs = _check_langs(list(dict.fromkeys(p.lang for p in problems)), o.method)
+    questions = _parallel_questions(problems, langs)
+    with open_run_dir(
+        o.output, "identify", config=options_to_dict(o), overwrite=o.overwrite, outputs=OUTPUTS
+    ) as run:
+        result, timing = _measure(o, langs, questions, device)
+        run.begin_work()
+        _write_run(run.path, o, result, timing)
+        run.finish(selected=result["selected"])
+    return result
+
+
+def _measure(o: IdentifyOptions, langs: list[str], questions: dict[str, list[str]], device: str):
+    """Load the model, count activations on every question, score and select layers."""
     import torch
 
-    from slam_align.data.benchmarks import load_benchmark
     from slam_align.identify.collect import collect_counts, encode_questions, make_batches
     from slam_align.identify.lape import lape_select
     from slam_align.identify.select import select_layers
     from slam_align.identify.stats import activation_scores, layer_statistics
-    from slam_align.io import prepare_output_dir
     from slam_align.models.architectures import find_layers, model_type_of
     from slam_align.models.loading import load_model, load_tokenizer
 
-    o = options
-    _check_options(o)
-    every = [lang.strip() for lang in o.langs] == ["all"]  # resolved from the benchmark below
-    langs = ["all"] if every else _check_langs(o.langs, o.method)
-    out_dir = Path(o.output)
-    created = not out_dir.exists()
-    prepare_output_dir(out_dir, overwrite=o.overwrite)
-    try:
-        t_start = time.perf_counter()
-        problems = load_benchmark(o.benchmark, langs, data_dir=o.data_dir, limit=o.limit)
-        if every:
-            langs = _check_langs(list(dict.fromkeys(p.lang for p in problems)), o.method)
-        questions = _parallel_questions(problems, langs)
-        device = o.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise SlamError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
-        model = load_model(o.model, dtype=o.dtype, device=device)
-        model.eval()
-        tokenizer = load_tokenizer(o.model)
-        layers = find_layers(model, ffn_pattern=o.ffn_pattern)
-        if o.top_k > len(layers):
-            raise SlamError(f"--top-k {o.top_k} exceeds the model's {len(layers)} layers")
-        act_modules, notes = _act_modules(model, layers)
-        t_loaded = time.perf_counter()
+    t_start = time.perf_counter()
+    model = load_model(o.model, dtype=o.dtype, device=device)
+    model.eval()
+    tokenizer = load_tokenizer(o.model)
+    layers = find_layers(model, ffn_pattern=o.ffn_pattern)
+    if o.top_k > len(layers):
+        raise SlamError(f"--top-k {o.top_k} exceeds the model's {len(layers)} layers")
+    act_modules, notes = _act_modules(model, layers)
+    t_loaded = time.perf_counter()
 
-        encoded = [
-            encode_questions(tokenizer, questions[lang], lang, o.prompt, o.max_length) for lang in langs
-        ]
-        pad_id = next(
-            (i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None),
-            0,
-        )
-        batches = make_batches(encoded, o.batch_size, pad_id)
-        t_tokenized = time.perf_counter()
-        counts = collect_counts(
-            model,
-            act_modules,
-            batches,
-            langs,
-            o.threshold,
-            questions=[len(questions[lang]) for lang in langs],
-            progress=o.progress,
-        )
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t_forward = time.perf_counter()
-
-        probs = counts.probabilities()
-        stats = layer_statistics(probs, langs, o.overlap_top_fraction)
-        stats["scores"] = {
-            s: activation_scores(stats, s) for s in ACTIVATION_SCORES if "en" in langs or s == "msd"
-        }
-        lape = lape_select(probs, o.lape_top_rate, o.lape_filter_rate)
-        scores = (
-            stats["scores"][o.score]
-            if o.method == "activation"
-            else [float(c) for c in lape["specific_count"]]
-        )
-        selected, rule = select_layers(scores, o.top_k, o.contiguous)
-        t_stats = time.perf_counter()
-
-        result = {
-            "format": LAYERS_FORMAT,
-            "method": o.method,
-            "score": o.score if o.method == "activation" else "lape_specific_count",
-            "scores": scores,
-            "selected": selected,
-            "selection": {
-                "rule": "contiguous" if o.contiguous else "top-k",
-                "k": o.top_k,
-                "description": rule,
-            },
-            "langs": langs,
-            "model": o.model,
-            "model_type": model_type_of(model),
-            "num_layers": len(layers),
-            "benchmark": o.benchmark,
-            "limit": o.limit,
-            "prompt": o.prompt,
-            "threshold": o.threshold,
-            "num_questions": dict(zip(langs, counts.questions)),
-            "num_tokens": dict(zip(langs, counts.tokens.tolist())),
-            "activation": stats,
-            "lape": lape,
-            "notes": notes,
-        }
-        timing = {
-            "load_seconds": t_loaded - t_start,
-            "tokenize_seconds": t_tokenized - t_loaded,
-            "forward_seconds": t_forward - t_tokenized,
-            "statistics_seconds": t_stats - t_forward,
-            "num_batches": len(batches),
-            "num_tokens": int(sum(b.num_tokens for b in batches)),
-            "tokens_per_second": sum(b.num_tokens for b in batches) / max(t_forward - t_tokenized, 1e-9),
-            "device": device,
-        }
-        _write_run(out_dir, o, result, timing, t_start)
-        return result
-    except BaseException:
-        if created and out_dir.is_dir() and not any(out_dir.iterdir()):
-            shutil.rmtree(out_dir, ignore_errors=True)  # leave nothing half-made behind
-        raise
-
-
-def _write_run(out_dir: Path, o: IdentifyOptions, result: dict, timing: dict, t_start: float) -> None:
-    from slam_align.io import (
-        atomic_write_json,
-        atomic_write_text,
-        atomic_write_yaml,
-        environment_versions,
-        write_run_readme,
+    encoded = [encode_questions(tokenizer, questions[lang], lang, o.prompt, o.max_length) for lang in langs]
+    batches = make_batches(encoded, o.batch_size, tokenizer.pad_token_id)
+    t_tokenized = time.perf_counter()
+    counts = collect_counts(
+        model,
+        act_modules,
+        batches,
+        langs,
+        o.threshold,
+        questions=[len(questions[lang]) for lang in langs],
+        progress=o.progress,
     )
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    t_forward = time.perf_counter()
+
+    probs = counts.probabilities()
+    stats = layer_statistics(probs, langs, o.overlap_top_fraction)
+    stats["scores"] = {
+        s: activation_scores(stats, s) for s in ACTIVATION_SCORES if "en" in langs or s == "msd"
+    }
+    lape = lape_select(probs, o.lape_top_rate, o.lape_filter_rate)
+    scores = (
+        stats["scores"][o.score] if o.method == "activation" else [float(c) for c in lape["specific_count"]]
+    )
+    selected, rule = select_layers(scores, o.top_k, o.contiguous)
+    t_stats = time.perf_counter()
+
+    result = {
+        "method": o.method,
+        "score": o.score if o.method == "activation" else "lape_specific_count",
+        "scores": scores,
+        "selected": selected,
+        "selection": {"rule": "contiguous" if o.contiguous else "top-k", "k": o.top_k, "description": rule},
+        "langs": langs,
+        "model": o.model,
+        "model_type": model_type_of(model),
+        "num_layers": len(layers),
+        "benchmark": o.benchmark,
+        "limit": o.limit,
+        "prompt": o.prompt,
+        "threshold": o.threshold,
+        "num_questions": dict(zip(langs, counts.questions)),
+        "num_tokens": dict(zip(langs, counts.tokens.tolist())),
+        "activation": stats,
+        "lape": lape,
+        "notes": notes,
+    }
+    timing = {
+        "load_seconds": t_loaded - t_start,
+        "tokenize_seconds": t_tokenized - t_loaded,
+        "forward_seconds": t_forward - t_tokenized,
+        "statistics_seconds": t_stats - t_forward,
+        "num_batches": len(batches),
+        "num_tokens": int(sum(b.num_tokens for b in batches)),
+        "tokens_per_second": sum(b.num_tokens for b in batches) / max(t_forward - t_tokenized, 1e-9),
+        "device": device,
+        "started": t_start,
+    }
+    return result, timing
+
+
+def _write_run(out_dir: Path, o: IdentifyOptions, result: dict, timing: dict) -> None:
+    from slam_align.io import atomic_write_json, write_run_readme
+    from slam_align.models.layers import write_layers_file
 
     plots = []
     t_plots = time.perf_counter()
@@ -271,8 +253,7 @@ def _write_run(out_dir: Path, o: IdentifyOptions, result: dict, timing: dict, t_
 
         plots = write_plots(result, out_dir)
     timing["plots_seconds"] = time.perf_counter() - t_plots
-    timing["total_seconds"] = time.perf_counter() - t_start
-    atomic_write_yaml(out_dir / "config.yaml", options_to_dict(o))
+    timing["total_seconds"] = time.perf_counter() - timing.pop("started")
     atomic_write_json(
         out_dir / "metrics.json",
         {
@@ -283,30 +264,15 @@ def _write_run(out_dir: Path, o: IdentifyOptions, result: dict, timing: dict, t_
             "num_layers": result["num_layers"],
             "num_questions": result["num_questions"],
             "num_tokens": result["num_tokens"],
-            "versions": environment_versions(),
         },
     )
     atomic_write_json(out_dir / "timing.json", timing)
-    atomic_write_text(out_dir / "layers.json", _compact_json(result) + "\n")
-    sections = _readme_sections(result, timing, plots, out_dir / "layers.json")
+    write_layers_file(out_dir / LAYERS_FILE, result)
+    sections = _readme_sections(result, timing, plots, out_dir)
     write_run_readme(out_dir / "README.md", f"slam identify: {o.model}", sections)
 
 
-def _compact_json(obj, depth: int = 0) -> str:
-    """JSON with one line per list of numbers (a layer's per-language values), for humans."""
-    from slam_align.io import dumps_json
-
-    pad = "  " * (depth + 1)
-    if isinstance(obj, dict) and obj:
-        items = [f"{pad}{dumps_json(str(k))}: {_compact_json(v, depth + 1)}" for k, v in obj.items()]
-        return "{\n" + ",\n".join(items) + "\n" + "  " * depth + "}"
-    if isinstance(obj, list) and any(isinstance(v, list | dict) for v in obj):
-        items = [pad + _compact_json(v, depth + 1) for v in obj]
-        return "[\n" + ",\n".join(items) + "\n" + "  " * depth + "]"
-    return dumps_json(obj, indent=None)
-
-
-def _readme_sections(result: dict, timing: dict, plots: list[str], layers_json: Path) -> dict[str, str]:
+def _readme_sections(result: dict, timing: dict, plots: list[str], out_dir: Path) -> dict[str, str]:
     langs = result["langs"]
     stats = result["activation"]
     header = "| layer | score | selected | " + " | ".join(f"act. {x}" for x in langs) + " |"
@@ -322,7 +288,7 @@ def _readme_sections(result: dict, timing: dict, plots: list[str], layers_json: 
     sections = {
         "Result": (
             f"Selected layers: **{','.join(map(str, result['selected']))}** ({result['selection']['description']}).\n\n"
-            f"Train them with `slam train --layers auto:{layers_json}`.\n\n"
+            f"Train them with `slam train --layers auto:{out_dir}`.\n\n"
             f"Method: {what}. Languages: {', '.join(langs)}; benchmark `{result['benchmark']}`, "
             f"{next(iter(result['num_questions'].values()))} parallel questions per language."
         ),
@@ -348,5 +314,5 @@ def identify_cli(options: IdentifyOptions) -> int:
     scores = ", ".join(f"{i}:{s:.3g}" for i, s in enumerate(result["scores"]))
     print(f"scores ({result['score']}): {scores}")
     print(f"selected layers: {','.join(map(str, result['selected']))}")
-    print(f"wrote {Path(options.output) / 'layers.json'}")
+    print(f"wrote {Path(options.output) / LAYERS_FILE}")
     return 0

@@ -1,0 +1,437 @@
+"""``slam train``: run a recipe's stages on the shared Trainer set-up and account for them.
+
+Run directory (``--output DIR``, see :mod:`slam_align.io` for the rules)::
+
+    run.json, config.yaml, environment.json   what wrote it (and its status), the options, versions
+    checkpoint-N/      Trainer checkpoints (two-stage: stage1/checkpoint-N, stage2/checkpoint-N)
+    stage1/final/      two-stage only: the model after stage 1
+    final/             the trained model, base dtype (+ slam_delta.safetensors for subset methods,
+                       + slam_train.json: which run made it, what it trained, how long it took)
+    adapter/           lora only: the PEFT adapter (final/ holds the merged model)
+    timing.json        wall time per stage, steps, tokens, tokens/s, parameters, optimizer bytes, memory
+    metrics.json       the loss curve per stage
+    loss.png, README.md
+
+``timing.json`` is rewritten after each stage with ``complete: false`` until the last one,
+which is how ``--resume`` knows what is already done.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from slam_align.config import option, options_to_dict
+from slam_align.data.mixing import parse_field_map, read_training_files, split_by_kind
+from slam_align.data.prompts import DEFAULT_PROMPT, get_prompt
+from slam_align.errors import SlamError
+from slam_align.io import (
+    atomic_write_json,
+    check_run_dir,
+    open_run_dir,
+    read_json_object,
+    read_yaml,
+)
+from slam_align.models.freeze_plan import PlanSpec
+from slam_align.models.layers import check_layers_spec
+from slam_align.train.delta import TRAIN_RECORD, rebuild_from_base, save_delta
+from slam_align.train.recipes import get_recipe
+from slam_align.train.report import loss_curve, plot_losses, write_readme
+from slam_align.train.trainer import (
+    build_trainer,
+    is_main_process,
+    optimizer_state_bytes,
+    peak_memory,
+    world_size,
+)
+
+log = logging.getLogger(__name__)
+
+# What slam train writes into its run directory besides the common files (--overwrite removes these).
+OUTPUTS = ("final", "adapter", "stage1", "stage2", "checkpoint-*", "loss.png")
+# Options that may differ between a run and its resumption.
+_RESUME_FREE = {"resume", "overwrite", "progress", "save_steps", "save_total_limit", "logging_steps"}
+
+
+@dataclass(kw_only=True)
+class TrainOptions(PlanSpec):
+    """The options of ``slam train`` (CLI flags, YAML keys and Python API). The plan fields
+    (method, layers, modules, ...) are :class:`PlanSpec`'s, shared with ``slam plan``; the
+    defaults are small-run friendly and ``configs/train/*.yaml`` hold the paper's settings."""
+
+    model: str = option(help="base model: hub id or local directory")
+    output: str = option(help="run directory (final model in OUTPUT/final)", aliases=["-o"])
+    # data
+    data: list[str] = option(
+        [],
+        help="training files (Alpaca JSON/JSONL or slam data build directories), optionally weighted: "
+        "a.jsonl:0.7,b.jsonl:0.3",
+    )
+    stage1_data: list[str] = option([], help="two-stage: question-alignment files (default: kind=alignment)")
+    stage2_data: list[str] = option([], help="two-stage: response files (default: the other rows of --data)")
+    field_map: list[str] = option([], help="rename input fields, e.g. instruction=query,output=response")
+    prompt: str = option(DEFAULT_PROMPT, help="prompt template name (slam_align.data.prompts)")
+    cutoff_len: int = option(1024, help="truncate examples to this many tokens", at_least=2)
+    limit: int | None = option(None, help="use at most this many training examples (per stage)", at_least=1)
+    # optimisation
+    max_steps: int = option(-1, help="optimizer steps per stage (-1: use --num-train-epochs)", at_least=-1)
+    num_train_epochs: float = option(1.0, help="epochs per stage when --max-steps is -1", above=0)
+    learning_rate: float = option(2e-5, help="peak learning rate", above=0)
+    lr_scheduler_type: str = option(
+        "cosine", help="Transformers scheduler name (cosine, linear, constant...)"
+    )
+    warmup_ratio: float = option(0.0, help="fraction of steps for linear warm-up", at_least=0, at_most=0.99)
+    optim: str | None = option(
+        None,
+        help="optimizer, as Transformers' TrainingArguments.optim names it (adamw_torch_fused, "
+        "adamw_torch, adafactor, ...; default: the Trainer's, adamw_torch_fused)",
+    )
+    weight_decay: float = option(0.0, help="AdamW weight decay (trainable parameters only)", at_least=0)
+    max_grad_norm: float = option(1.0, help="gradient clipping (0: none)", at_least=0)
+    per_device_train_batch_size: int = option(4, help="micro-batch per device", at_least=1)
+    gradient_accumulation_steps: int = option(1, help="micro-batches per optimizer step", at_least=1)
+    effective_batch_size: int | None = option(
+        None, help="global batch; sets gradient accumulation = this / (micro-batch x processes)", at_least=1
+    )
+    # precision and engines
+    dtype: str = option(
+        "auto",
+        help="weights' dtype while training (auto = the base's)",
+        choices=["auto", "float32", "bfloat16"],
+    )
+    bf16: bool = option(False, help="bf16 mixed precision (GPU)")
+    gradient_checkpointing: bool = option(False, help="recompute activations in backward to save memory")
+    deepspeed: str | None = option(None, help="DeepSpeed JSON config (configs/deepspeed/zero2.json)")
+    fsdp: str | None = option(None, help="Trainer FSDP spec, e.g. 'full_shard auto_wrap'")
+    fsdp_config: str | None = option(None, help="FSDP JSON config for --fsdp")
+    # run directory
+    save_steps: int = option(0, help="checkpoint every K steps (0: only the final model)", at_least=0)
+    save_total_limit: int | None = option(None, help="keep at most this many checkpoints", at_least=1)
+    logging_steps: int = option(1, help="log the loss every K steps", at_least=1)
+    resume: bool = option(False, help="continue OUTPUT from its newest checkpoint")
+    overwrite: bool = option(False, help="replace an earlier slam train run in OUTPUT")
+    save_delta: bool = option(True, help="subset methods: also write final/slam_delta.safetensors")
+    progress: bool = option(True, help="show progress bars")
+
+
+def _check(options: TrainOptions) -> None:
+    """Everything that can be checked without a model, before anything is written."""
+    from transformers.trainer_utils import SchedulerType
+    from transformers.training_args import OptimizerNames
+
+    get_recipe(options.method)
+    get_prompt(options.prompt)
+    if options.max_steps == 0:
+        raise SlamError("option 'max-steps' is 0; expected -1 (use --num-train-epochs) or a number >= 1")
+    schedulers = [s.value for s in SchedulerType]
+    if options.lr_scheduler_type not in schedulers:
+        raise SlamError(
+            f"option 'lr-scheduler-type' is {options.lr_scheduler_type!r}; expected one of: {', '.join(schedulers)}"
+        )
+    optimizers = [o.value for o in OptimizerNames]
+    if options.optim is not None and options.optim not in optimizers:
+        raise SlamError(f"option 'optim' is {options.optim!r}; expected one of: {', '.join(optimizers)}")
+    if options.method not in ("full", "two-stage", "random"):
+        check_layers_spec(options.layers)
+    for name in ("deepspeed", "fsdp_config"):
+        path = getattr(options, name)
+        if path and not Path(path).is_file():
+            raise SlamError(f"{path}: --{name.replace('_', '-')} config file not found")
+
+
+def _stage_data(options: TrainOptions, stages: tuple[str, ...]) -> dict[str, list]:
+    """Read every training file now, before any model is loaded (bad data fails fast)."""
+    fmap = parse_field_map(options.field_map)
+    if len(stages) == 1:
+        if options.stage1_data or options.stage2_data:
+            raise SlamError("--stage1-data / --stage2-data are for --method two-stage; use --data")
+        ex = read_training_files(options.data, fmap, options.seed)
+        return {stages[0]: ex[: options.limit] if options.limit else ex}
+    if options.stage1_data or options.stage2_data:
+        if not (options.stage1_data and options.stage2_data):
+            raise SlamError(
+                "two-stage: give both --stage1-data and --stage2-data (or one --data mixture with kinds)"
+            )
+        s1 = read_training_files(options.stage1_data, fmap, options.seed)
+        s2 = read_training_files(options.stage2_data, fmap, options.seed)
+    else:
+        s1, s2 = split_by_kind(read_training_files(options.data, fmap, options.seed))
+    if options.limit:
+        s1, s2 = s1[: options.limit], s2[: options.limit]
+    return dict(zip(stages, (s1, s2)))
+
+
+def newest_checkpoint(stage_dir: Path) -> Path | None:
+    """The newest *complete* checkpoint: trainer_state.json is written last, so it must parse."""
+    found = []
+    for p in stage_dir.glob("checkpoint-*"):
+        m = re.fullmatch(r"checkpoint-(\d+)", p.name)
+        if m and p.is_dir():
+            found.append((int(m.group(1)), p))
+    for _, p in sorted(found, reverse=True):
+        try:
+            json.loads((p / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # killed while saving: fall back to the one before
+        return p
+    return None
+
+
+def _check_resumable(out: Path, options: TrainOptions) -> dict | None:
+    """The previous timing of the run in ``out`` when resuming it with compatible options."""
+    state = check_run_dir(
+        out, "train", overwrite=options.overwrite, resume=options.resume, outputs=OUTPUTS, resumable=True
+    )
+    if state != "resume":
+        return None
+    before = read_yaml(out / "config.yaml", what="config of the run to resume") or {}
+    for key, value in options_to_dict(options).items():
+        if key not in _RESUME_FREE and before.get(key, value) != value:
+            raise SlamError(
+                f"{out / 'config.yaml'}: the run was started with {key}={before.get(key)!r}, "
+                f"not {value!r}; resume with the same options or use a new --output"
+            )
+    timing = out / "timing.json"
+    return read_json_object(timing, "timing of the run to resume") if timing.is_file() else {}
+
+
+def base_dtype_of(config):
+    import torch
+
+    name = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    if isinstance(name, torch.dtype):
+        return name
+    return getattr(torch, str(name).replace("torch.", "")) if name else torch.float32
+
+
+def _save_final(trainer, model, recipe, target: Path, out: Path, base_dtype, train_dtype, tokenizer):
+    """Save the model at ``target`` in the base dtype (frozen tensors stay bit-identical)."""
+    if recipe.lora:
+        trainer.save_model(str(out / "adapter"))  # the PEFT adapter alone
+        if is_main_process():
+            merged = model.merge_and_unload()
+            merged.to(base_dtype).save_pretrained(str(target))
+            tokenizer.save_pretrained(str(target))
+        return
+    cast = base_dtype != train_dtype
+    if cast:  # e.g. trained in fp32 from a bf16 base: store in the base's dtype
+        model.to(base_dtype)
+    trainer.save_model(str(target))
+    if cast:
+        model.to(train_dtype)  # same values as reloading the saved stage (two-stage continues from it)
+
+
+def train(options: TrainOptions) -> dict:
+    """Train ``options.model`` with ``options.method``; return the run summary (see ``timing.json``)."""
+    _check(options)
+    recipe = get_recipe(options.method)
+    template = get_prompt(options.prompt)
+    stage_examples = _stage_data(options, recipe.stages)
+    out = Path(options.output).expanduser()
+    main = is_main_process()
+    if main:
+        previous = _check_resumable(out, options)
+    else:  # the main process checks the directory; the others only need what is done already
+        timing = out / "timing.json"
+        previous = read_json_object(timing) if options.resume and timing.is_file() else None
+    if previous and previous.get("complete"):
+        log.info("%s: already complete; nothing to resume", out)
+        return _summary(out, previous)
+    run = None
+    if main:
+        run = open_run_dir(
+            out,
+            "train",
+            config=options_to_dict(options),
+            overwrite=options.overwrite,
+            resume=options.resume,
+            outputs=OUTPUTS,
+            resumable=True,
+        )
+    try:
+        timing = _train_stages(options, recipe, template, stage_examples, out, previous, run)
+    except BaseException as e:
+        if run is not None:
+            run.close(e)
+        raise
+    if run is not None:
+        run.finish(prompt=template.id)
+        run.close()
+    return _summary(out, timing)
+
+
+def _train_stages(options, recipe, template, stage_examples, out: Path, previous: dict | None, run) -> dict:
+    from transformers import set_seed
+
+    from slam_align.data.tokenize import FeatureDataset, tokenize_examples
+    from slam_align.models.accounting import count_parameters
+    from slam_align.models.loading import load_config, load_model, load_tokenizer, resolve_dtype
+
+    started = time.perf_counter()
+    set_seed(options.seed)
+    tokenizer = load_tokenizer(options.model)
+    base_config = load_config(options.model)
+    base_dtype = base_dtype_of(base_config)
+    train_dtype = base_dtype if options.dtype == "auto" else resolve_dtype(options.dtype)
+    done = dict((previous or {}).get("stages", {}))
+    curves: dict[str, list] = _previous_curves(out) if previous else {}
+    model = plan = counts = None
+    for i, stage in enumerate(recipe.stages):
+        last = i == len(recipe.stages) - 1
+        stage_dir = out if len(recipe.stages) == 1 else out / stage
+        target = out / "final" if last else stage_dir / "final"
+        if stage in done:
+            continue
+        if model is None:  # first stage run in this process: the base, or the previous stage's model
+            source = str(out / recipe.stages[i - 1] / "final") if i > 0 else options.model
+            model = load_model(source, dtype=train_dtype)
+        set_seed(options.seed)  # LoRA initialisation and random layers are seeded per stage
+        model, plan, frozen = recipe.prepare(model, options)
+        features, dropped = tokenize_examples(stage_examples[stage], tokenizer, template, options.cutoff_len)
+        if not features:
+            raise SlamError(f"{stage}: no example left after truncation to {options.cutoff_len} tokens")
+        trainer = build_trainer(model, tokenizer, FeatureDataset(features), options, stage_dir, frozen=frozen)
+        if run is not None:
+            run.begin_work()  # from here on a failure leaves a run that --resume continues
+        checkpoint = newest_checkpoint(stage_dir) if options.resume else None
+        if checkpoint:
+            log.info("resuming %s from %s", stage, checkpoint)
+        t0 = time.perf_counter()
+        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        wall = time.perf_counter() - t0
+        counts = count_parameters(model, plan)  # before saving: LoRA's merge removes the adapters
+        _save_final(trainer, model, recipe, target, out, base_dtype, train_dtype, tokenizer)
+        tokens = int(trainer.state.num_input_tokens_seen or 0)
+        curves[stage] = loss_curve(trainer.state.log_history)
+        done[stage] = {
+            "wall_seconds": wall,
+            "steps": int(trainer.state.global_step),
+            "resumed_from": str(checkpoint) if checkpoint else None,
+            "examples": len(features),
+            "dropped_examples": dropped,
+            "tokens_seen": tokens,
+            "tokens_per_second": tokens / wall if wall > 0 else 0.0,
+            "train_loss": float(result.training_loss),
+            "final_loss": curves[stage][-1]["loss"] if curves[stage] else float("nan"),
+            "trainable_params": counts["trainable_params"],
+            "optimizer_state_bytes": optimizer_state_bytes(trainer),
+        }
+        if run is not None:
+            atomic_write_json(out / "metrics.json", {"loss_curve": curves, "method": options.method})
+            atomic_write_json(
+                out / "timing.json", _timing(done, False, options, recipe, plan, counts, base_dtype)
+            )
+        trainer.accelerator.wait_for_everyone()
+
+    if plan is None:  # resumed after the last stage finished but before the summary was written
+        from slam_align.models.freeze_plan import build_plan
+        from slam_align.models.loading import meta_model
+
+        meta = meta_model(base_config)
+        plan = build_plan(meta, options)
+        counts = count_parameters(meta, plan)
+    timing = _timing(done, True, options, recipe, plan, counts, base_dtype)
+    timing["process_seconds"] = time.perf_counter() - started
+    if run is not None:
+        _finish(out, options, recipe, plan, timing, curves, base_config, template)
+    return timing
+
+
+def _timing(done, complete, options, recipe, plan, counts, base_dtype) -> dict:
+    trainable, total = counts["trainable_params"], counts["total_params"]
+    if recipe.lora:
+        total = total - trainable  # the adapters are extra parameters on top of the base
+    stages = {k: dict(v) for k, v in done.items()}
+    trainable = max((s["trainable_params"] for s in stages.values()), default=trainable)
+    walls = sum(s["wall_seconds"] for s in stages.values())
+    tokens = sum(s["tokens_seen"] for s in stages.values())
+    return {
+        "complete": complete,
+        "method": options.method,
+        "stages": stages,
+        "total_wall_seconds": walls,
+        "steps": sum(s["steps"] for s in stages.values()),
+        "tokens_seen": tokens,
+        "tokens_per_second": tokens / walls if walls else 0.0,
+        "trainable_params": trainable,
+        "total_params": total,
+        "trainable_fraction": trainable / total if total else 0.0,
+        "optimizer_state_bytes": max((s["optimizer_state_bytes"] for s in stages.values()), default=0),
+        **peak_memory(),
+        "world_size": world_size(),
+        "base_dtype": str(base_dtype).replace("torch.", ""),
+        "plan": plan.summary(),
+    }
+
+
+def _previous_curves(out: Path) -> dict:
+    """Loss curves of stages finished before a crash (metrics.json is rewritten after each stage)."""
+    path = out / "metrics.json"
+    return (
+        read_json_object(path, "metrics of the run to resume").get("loss_curve", {}) if path.is_file() else {}
+    )
+
+
+def training_record(out: Path, options: TrainOptions, timing: dict, template) -> dict:
+    """``final/slam_train.json``: which run made this model, what it trained, how long it took."""
+    from slam_align.train.delta import base_reference
+
+    return {
+        "format": "slam-train/1",
+        "run_dir": str(out.resolve()),
+        "base_model": base_reference(options.model),
+        "method": options.method,
+        "layers": timing["plan"]["layers"],
+        "prompt": template.id,
+        "trainable_params": timing["trainable_params"],
+        "total_params": timing["total_params"],
+        "trainable_fraction": timing["trainable_fraction"],
+        "train_seconds": timing["total_wall_seconds"],
+        "steps": timing["steps"],
+    }
+
+
+def _finish(out: Path, options, recipe, plan, timing, curves, base_config, template) -> None:
+    final = out / "final"
+    if recipe.subset and options.save_delta:
+        extra = {"method": options.method, **plan.summary()}
+        save_delta(final, list(plan.trainable_names), options.model, base_config, extra)
+        if options.deepspeed:
+            # DeepSpeed keeps (and saves) module weights in its own precision: take the frozen
+            # tensors from the base again so that they stay bit-identical to it.
+            rebuild_from_base(final, options.model)
+    atomic_write_json(final / TRAIN_RECORD, training_record(out, options, timing, template))
+    atomic_write_json(out / "metrics.json", {"loss_curve": curves, "method": options.method})
+    plot_losses(curves, out / "loss.png", f"{options.method}: training loss")
+    atomic_write_json(out / "timing.json", timing)
+    write_readme(out, options, timing, plan.summary())
+
+
+def _summary(out: Path, timing: dict) -> dict:
+    return {
+        "output_dir": str(out),
+        "final_dir": str(out / "final"),
+        "method": timing.get("method"),
+        "train_seconds": timing.get("total_wall_seconds"),
+        "trainable_params": timing.get("trainable_params"),
+        "total_params": timing.get("total_params"),
+        "trainable_fraction": timing.get("trainable_fraction"),
+        "layers": timing.get("plan", {}).get("layers"),
+        "timing": timing,
+    }
+
+
+def train_cli(options: TrainOptions) -> int:
+    result = train(options)
+    if is_main_process():
+        t = result["timing"]
+        print(
+            f"trained {options.method}: {t['trainable_params']:,} of {t['total_params']:,} parameters "
+            f"({t['trainable_fraction']:.2%}), {t['steps']} steps in {t['total_wall_seconds']:.1f} s "
+            f"-> {result['final_dir']}"
+        )
+    return 0

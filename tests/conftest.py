@@ -141,9 +141,17 @@ def cli():
     return run_cli
 
 
+# Fixtures that start ``slam`` subprocesses or train: every test using one is ``slow``.
+SLOW_FIXTURES = {"cli", "e2e_run", "slam_run", "quick_run"}
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests that read ../shared/data carry the ``shared_data`` marker (``-m "not shared_data"``
-    runs the rest, as on a user's machine without the folder)."""
+    """Markers from the fixtures a test uses: ``shared_data`` for tests that read ../shared/data
+    (``-m "not shared_data"`` runs the rest, as on a user's machine without the folder) and
+    ``slow`` for tests that start subprocesses or train (``-m "not slow"``: the inner loop)."""
     for item in items:
-        if "shared_data" in getattr(item, "fixturenames", ()):
+        names = set(getattr(item, "fixturenames", ()))
+        if "shared_data" in names:
             item.add_marker(pytest.mark.shared_data)
+        if names & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)

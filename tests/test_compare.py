@@ -6,7 +6,11 @@ import csv
 import json
 import shutil
 
+import pytest
+
 from slam_align.evaluate.eval import EvalOptions, evaluate
+
+pytestmark = pytest.mark.slow  # every test here trains or runs slam as a subprocess
 
 
 def test_compare_two_runs(tiny_llama_dir, shared_data, tmp_path, cli):

@@ -173,6 +173,7 @@ def test_refuses_to_mix_setups(digits_dir, shared_data, tmp_path):
         evaluate(_options(digits_dir, shared_data, other, limit=1))
 
 
+@pytest.mark.slow
 def test_resume_after_kill_writes_no_duplicates(digits_dir, shared_data, tmp_path):
     """Kill a real ``slam eval`` mid-run (SIGKILL), leave a half-written line, run it again."""
     out = tmp_path / "run"

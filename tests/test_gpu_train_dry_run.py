@@ -104,6 +104,7 @@ def test_llama2_shapes_match_the_published_counts(tmp_path, config, total, slam_
     assert gpu_train.estimate_precision("bfloat16") == "bf16-pure"
 
 
+@pytest.mark.slow
 def test_bad_methods_fail_with_one_line():
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--methods", "slam,bogus"], capture_output=True, text=True, timeout=60

@@ -212,7 +212,7 @@ def test_full_extras_and_errors():
     assert full.trainable_names == [n for n, _ in model.named_parameters()]
     plan = build_plan(model, layers="0", extras="embeddings,lm-head,norm")
     assert {"model.embed_tokens.weight", "lm_head.weight", "model.norm.weight"} <= set(plan.trainable_names)
-    with pytest.raises(SlamError, match="unknown method 'bogus'"):
+    with pytest.raises(SlamError, match="'method' is 'bogus'; expected one of"):
         build_plan(model, method="bogus")
     with pytest.raises(SlamError, match="unknown value 'mlp'"):
         build_plan(model, modules="mlp")

@@ -7,6 +7,8 @@ import json
 import pytest
 from conftest import run_cli
 
+pytestmark = pytest.mark.slow  # every test here trains or runs slam as a subprocess
+
 
 @pytest.fixture(scope="module")
 def llama7b(tmp_path_factory):

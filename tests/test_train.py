@@ -23,6 +23,8 @@ from safetensors.torch import load_file
 from slam_align.errors import SlamError
 from slam_align.train.train import TrainOptions, train
 
+pytestmark = pytest.mark.slow  # every test here trains or runs slam as a subprocess
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "train-samples"
 
 

@@ -149,20 +149,21 @@ def test_paper_protocol_generates_as_the_published_scripts(digits_dir, shared_da
 
 
 def test_paper_protocol_refuses_what_the_published_scripts_do_not_do(digits_dir, shared_data, tmp_path, cli):
-    base = ["eval", "--model", digits_dir, "--benchmark", "mgsm", "--data-dir", shared_data, "--limit", "1",
-            "--protocol", "paper"]  # fmt: skip
-    for extra, word in (
-        (["--cot"], "CoT"),
-        (["--max-new-tokens", "5"], "max-new-tokens"),
-        (["--prompt", "llamafactory-default"], "prompt"),
-    ):
-        proc = cli(*base, *extra, "--output", tmp_path / "o", check=False)
-        assert proc.returncode == 2 and word in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-        assert not (tmp_path / "o").exists()  # nothing written
-    proc = cli("eval", configs := str(Path(__file__).resolve().parents[1] / "configs/eval/paper.yaml"),
-               "--model", digits_dir, "--output", tmp_path / "p", "--data-dir", shared_data, "--limit", "1",
-               "--langs", "en", "--benchmark", "msvamp", "--no-progress")  # fmt: skip
-    assert configs and json.loads((tmp_path / "p" / "metrics.json").read_text())["protocol"] == "paper"
+    proc = cli("eval", "--model", digits_dir, "--benchmark", "mgsm", "--data-dir", shared_data, "--limit", "1",
+               "--protocol", "paper", "--cot", "--output", tmp_path / "o", check=False)  # fmt: skip
+    assert proc.returncode == 2 and "CoT" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()  # nothing written
+    base = dict(model=str(digits_dir), output=str(tmp_path / "o"), benchmark=["mgsm"], data_dir=str(shared_data),
+                limit=1, protocol="paper", progress=False)  # fmt: skip
+    for extra, match in (({"max_new_tokens": 5}, "drop --max-new-tokens"), ({"prompt": "chat"}, "prompt")):
+        with pytest.raises(SlamError, match=match):
+            evaluate(EvalOptions(**base, **extra))
+        assert not (tmp_path / "o").exists()
+    config = Path(__file__).resolve().parents[1] / "configs" / "eval" / "paper.yaml"
+    cli("eval", config, "--model", digits_dir, "--output", tmp_path / "p", "--data-dir", shared_data,
+        "--limit", "1", "--langs", "en", "--benchmark", "msvamp", "--no-progress")  # fmt: skip
+    saved = json.loads((tmp_path / "p" / "metrics.json").read_text())
+    assert saved["protocol"] == "paper" and saved["generation"]["max_new_tokens"] == {"msvamp": 300}
 
 
 def test_generation_does_not_stop_at_a_restated_question(tiny_tokenizer):

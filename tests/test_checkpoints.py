@@ -142,6 +142,9 @@ def test_compare_selects_the_best_checkpoint_on_the_held_out_split(train_run, tm
     chosen = next(e for e in test_summary["checkpoints"] if e["name"] == best)
     assert result["runs"][0]["average"] == chosen["benchmarks"]["test"]["average"]
     assert f"{best} selected on" in proc.stdout
+    # selecting on the split that is reported is refused too
+    proc = cli("compare", dev, "--select-on", dev, check=False)
+    assert proc.returncode == 2 and "heldout" in proc.stderr and "held-out" in proc.stderr
     # without selection: one row per checkpoint; --metric picks the plotted accuracy
     every = json.loads(cli("compare", test, "--metric", "last-number", "--output", tmp_path / "c2").stdout
                        and (tmp_path / "c2" / "metrics.json").read_text())  # fmt: skip
@@ -168,3 +171,26 @@ def test_compare_never_selects_on_a_test_set(train_run, digits_dir, shared_data,
                          data_dir=str(shared_data), limit=1, **COMMON))  # fmt: skip
     proc = cli("compare", on_test, "--select-on", plain, check=False)
     assert proc.returncode == 2 and "not a checkpoint sweep" in proc.stderr
+
+
+def test_two_stage_runs_give_their_last_stages_checkpoints(tmp_path):
+    """RUN/stage2/checkpoint-N (never stage 1's), final/ at the last stage's step; a checkpoint
+    cut short (trainer_state.json unreadable) is skipped."""
+    from slam_align.evaluate.checkpoints import find_checkpoints
+
+    for stage, steps in (("stage1", [5, 10]), ("stage2", [3, 4])):
+        for n in steps:
+            ckpt = tmp_path / stage / f"checkpoint-{n}"
+            ckpt.mkdir(parents=True)
+            (ckpt / "config.json").write_text("{}")
+            (ckpt / "trainer_state.json").write_text("{}" if n != 4 else '{"global_st')
+    (tmp_path / "final").mkdir()
+    (tmp_path / "final" / "config.json").write_text("{}")
+    (tmp_path / "timing.json").write_text(
+        json.dumps({"stages": {"stage1": {"steps": 10}, "stage2": {"steps": 4}}})
+    )
+    found = find_checkpoints(tmp_path)
+    assert [(c.name, c.step, c.path.parent.name) for c in found] == [
+        ("checkpoint-3", 3, "stage2"),
+        ("final", 4, tmp_path.name),
+    ]

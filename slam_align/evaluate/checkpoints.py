@@ -77,10 +77,10 @@ def _final_step(run_dir: Path) -> int | None:
 
 def find_checkpoints(run_dir: Path) -> list[Checkpoint]:
     """Complete ``checkpoint-N`` of the run's last stage in step order, then ``final/`` if present."""
-    stage_dir = run_dir
-    if not any(run_dir.glob("checkpoint-*")):
-        stages = sorted(p for p in run_dir.glob("stage*") if p.is_dir() and any(p.glob("checkpoint-*")))
-        stage_dir = stages[-1] if stages else run_dir
+    stage_dir = run_dir  # one stage: RUN_DIR/checkpoint-N; several: the last stage's folder only
+    stages = sorted(p for p in run_dir.glob("stage*") if p.is_dir() and re.fullmatch(r"stage\d+", p.name))
+    if stages and not any(run_dir.glob("checkpoint-*")):
+        stage_dir = max(stages, key=lambda p: int(p.name[5:]))
     found = []
     for p in stage_dir.glob("checkpoint-*"):
         m = re.fullmatch(r"checkpoint-(\d+)", p.name)

@@ -197,6 +197,10 @@ def read_run(run_dir: str | Path, benchmark: str | None = None) -> list[Row]:
     raise SlamError(f"{run_dir}: no metrics.json (slam eval) or results.json (slam demo) in this directory")
 
 
+def _sweep_benchmarks(sweep: dict) -> set[str]:
+    return {b for e in sweep["checkpoints"] for b in e.get("benchmarks", {})}
+
+
 def _held_out_sweeps(options: CompareOptions) -> dict[str, tuple[Path, dict]]:
     """training run -> (directory, summary) of each --select-on sweep; refuses test sets."""
     out = {}
@@ -210,7 +214,7 @@ def _held_out_sweeps(options: CompareOptions) -> dict[str, tuple[Path, dict]]:
                 f"--select-on {item}: not a checkpoint sweep (slam eval --model RUN --checkpoints ... on a "
                 "held-out split)"
             )
-        tested = sorted({b for e in sweep["checkpoints"] for b in e.get("benchmarks", {})} & set(BENCHMARKS))
+        tested = sorted(_sweep_benchmarks(sweep) & set(BENCHMARKS))
         if tested:
             raise SlamError(
                 f"--select-on {item}: evaluated on {', '.join(tested)}, a test set; select checkpoints on a "
@@ -254,6 +258,12 @@ def _select(options: CompareOptions, rows: list[Row], selections: list) -> list[
                 "evaluate its checkpoints on the held-out split too"
             )
         where, dev = match
+        shared = sorted(_sweep_benchmarks(dev) & _sweep_benchmarks(sweep))
+        if shared:
+            raise SlamError(
+                f"--select-on {where}: evaluated on {', '.join(shared)}, as {run} is: a checkpoint selected on "
+                "the split it is reported on overstates it; select on a held-out split"
+            )
         best, scores = _best(dev, options.metric, where)
         chosen = [r for r in group if r.checkpoint == best]
         if not chosen:

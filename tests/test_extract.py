@@ -11,9 +11,13 @@ from slam_align.data.prompts import PROMPTS
 from slam_align.evaluate.extract import (
     answers_match,
     base_language,
+    cut_at_stop,
     extract_answer,
     find_numbers,
+    last_number,
+    last_number_correct,
     normalize,
+    peer_gold,
 )
 
 NONE = None
@@ -190,6 +194,57 @@ CASES = [
     ("The answer is 60/2 = 30.", "en", 30),
 ]
 
+# Weak spots fixed in slam-extract@2 (each gave another value before).
+# An answer statement whose sentence goes on to compute the value: its result, not its first operand.
+CALCULATION_CASES = [
+    ("The answer is 3 times 6, which is 18.", "en", 18),
+    ("So the answer is 4 x 5, that is 20 dollars.", "en", 20),
+    ("The answer is 12 + 8 which equals 20.", "en", 20),
+    ("Die Antwort ist 3 mal 6, also 18.", "de", 18),
+    ("La réponse est 4 fois 5, soit 20.", "fr", 20),
+    ("La respuesta es 3 por 6, que es 18.", "es", 18),
+    ("Ответ равен 4 умножить на 5, то есть 20.", "ru", 20),
+    ("Jibu ni 3 mara 6, ambayo ni 18.", "sw", 18),
+    ("答案是 3 乘以 6，等于 18。", "zh", 18),
+    ("答えは3かける6で18です。", "ja", 18),
+    ("คำตอบคือ 3 คูณ 6 เท่ากับ 18", "th", 18),
+    ("উত্তর হল 3 গুণ 6, যা 18।", "bn", 18),
+    ("Answer: 7 + 5, which is 12.", "en", 12),  # a label too
+    # unchanged: no calculation right after the statement's first number, or none finished
+    ("The answer is 18 dollars, which is 3 times 6.", "en", 18),
+    ("The answer is 3 times 6 for each of 4 friends.", "en", 3),  # no result given: as before
+]
+# A question restated under a question marker before it is solved: not a run-on.
+RESTATED_CASES = [
+    (
+        "Let me restate it.\nQuestion: Janet has 16 eggs and eats 3. How many are left?\nAnswer: 16 - 3 = 13. "
+        "The answer is 13.",
+        "en",
+        13,
+    ),
+    (
+        "\nQuestion: Janet has 16 eggs.\n16 - 3 = 13. The answer is 13.\nQuestion: Tom has 4. The answer is 4.",
+        "en",
+        13,
+    ),
+    ("\nFrage: Janet hat 16 Eier und isst 3.\n16 - 3 = 13. Die Antwort lautet 13.", "de", 13),
+    ("\nPregunta: Janet tiene 16 huevos y come 3.\n16 - 3 = 13. La respuesta es 13.", "es", 13),
+    (
+        "\n问题：珍妮有 16 个鸡蛋，吃了 3 个。\n16 - 3 = 13。答案是 13。\n问题：汤姆有 4 个。答案是 4。",
+        "zh",
+        13,
+    ),
+    ("\n問題：卵が16個あり、3個食べます。\n16 - 3 = 13。答えは13です。", "ja", 13),
+    ("\nЗадача: у Джанет 16 яиц, она съела 3.\n16 - 3 = 13. Ответ — 13.", "ru", 13),
+    ("\nSwali: Janet ana mayai 16 na anakula 3.\n16 - 3 = 13. Jibu ni 13.", "sw", 13),
+    ("\nโจทย์: เจเน็ตมีไข่ 16 ฟอง กิน 3 ฟอง\n16 - 3 = 13 คำตอบคือ 13", "th", 13),
+    ("\nপ্রশ্ন: জ্যানেটের ১৬টি ডিম, সে ৩টি খায়।\n১৬ - ৩ = ১৩। উত্তর হল ১৩।", "bn", 13),
+    # unchanged: a marker after the answer still cuts; template markers always cut
+    ("The answer is 18.\nQuestion: Tom has 3 apples. The answer is 3.", "en", 18),
+    ("Below is an instruction that describes a task. 7", "en", NONE),
+]
+CASES += CALCULATION_CASES + RESTATED_CASES
+
 
 @pytest.mark.parametrize(
     ("text", "lang", "expected"), CASES, ids=[f"{i}-{c[1]}" for i, c in enumerate(CASES)]
@@ -324,3 +379,49 @@ def test_every_rule_in_every_language(lang, rule, text, expected):
         assert got is None, f"{rule}: {text!r} gave {got!r}"
     else:
         assert got is not None and answers_match(got, expected), f"{rule}: {text!r} ({code}) gave {got!r}"
+
+
+# --- the published protocol (QAlign / MathOctopus extract_last_num) ---
+LAST_NUMBER_CASES = [
+    ("Janet sells 16 - 3 - 4 = 9 eggs, 9 * 2 = $18. The answer is: 18", 18),
+    ("He made a profit of $70,000.", 70000),
+    ("The total is 1,234,567 people.", 1234567),
+    ("List: 1,2,3", 3),  # "1,2,3" -> "12,3": matches do not overlap
+    ("The price is 3.50 dollars.", 3.5),
+    ("The answer is 18.", 18),  # a trailing dot is not part of the number
+    ("The answer is .5", 5),  # nor a leading one
+    ("The temperature is -5 degrees.", 5),  # no sign
+    ("উত্তর হল ১৮", 18),  # any script's digits
+    ("คำตอบคือ ๑๘", 18),
+    ("答案是１８。", 18),
+    ("Die Antwort ist 1.234.567", 567),  # European grouping breaks
+    ("La respuesta es 12,5", 125),
+    ("The answer is 18. Question 2: Tom has 7 apples", 7),  # run-on text counts
+    ("I cannot solve this problem.", None),
+    ("", None),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), LAST_NUMBER_CASES)
+def test_last_number(text, expected):
+    assert last_number(text) == expected
+
+
+def test_last_number_verdict():
+    assert last_number_correct("The answer is 2,125", "2,125") and last_number_correct(
+        "The answer is 8", "8.0"
+    )
+    assert last_number_correct("The answer is 3.5004", 3.5)  # |gold - pred| < 1e-3, as published
+    assert not last_number_correct("The answer is 3.502", 3.5)
+    assert not last_number_correct("I do not know.", 18) and not last_number_correct(None, 18)
+    # the published function reads "no number" as 0.0: right for a gold of 0; ours: wrong
+    assert not last_number_correct("I do not know.", 0)
+    assert peer_gold("2,125") == 2125 and peer_gold(8.0) == 8 and peer_gold(-3) == 3
+
+
+def test_generation_cut_keeps_a_restated_question():
+    stop = ["\nQuestion:", "### Instruction"]
+    text = "\nQuestion: Janet has 16 eggs.\n16 - 3 = 13.\nQuestion: next one"
+    assert cut_at_stop(text, stop) == "\nQuestion: Janet has 16 eggs.\n16 - 3 = 13."
+    assert cut_at_stop("\nQuestion: Janet has eggs.", stop) == "\nQuestion: Janet has eggs."
+    assert cut_at_stop("13.\n### Instruction: x", stop) == "13.\n"

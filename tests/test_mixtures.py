@@ -77,6 +77,32 @@ def test_shared_sample_config_builds_the_slam_mixture(cli, shared_data, tmp_path
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
 
 
+def test_two_kind_config_is_the_mixture_without_english_rows(cli, shared_data, tmp_path):
+    """The released composition: the same two kinds, row for row, and no English source."""
+    full, twin = tmp_path / "full", tmp_path / "twin"
+    cli("data", "build", "configs/data/shared-sample.yaml", "--output", full, "--test-data-dir", shared_data)
+    cli(
+        "data",
+        "build",
+        "configs/data/shared-sample-two-kind.yaml",
+        "--output",
+        twin,
+        "--test-data-dir",
+        shared_data,
+    )
+    stats = json.loads((twin / "stats.json").read_text())
+    assert set(stats["rows_per_source"]) == {"question-alignment", "x-question-en-answer"}
+    assert "en" not in stats["rows_per_language"]
+
+    def key(r):
+        return (r["source"], r["lang"], r["instruction"], r["output"])
+
+    kept = sorted(map(key, _rows(twin / "train.jsonl")))
+    assert kept == sorted(
+        key(r) for r in _rows(full / "train.jsonl") if r["source"] != "en-question-en-answer"
+    )
+
+
 def test_contaminated_rows_are_removed_and_counted(cli, shared_data, tmp_path):
     mgsm_de = load_benchmark("mgsm", langs="de", data_dir=shared_data)[5]
     gsm8k = load_benchmark("gsm8k", data_dir=shared_data)[1000]
@@ -214,7 +240,7 @@ def test_inspect_renders_with_the_template(cli, shared_data, tmp_path):
     assert "### Instruction:\nTranslate the following sentences from German to English." in ex["prompt"]
     assert ex["prompt"].endswith("### Response:") and ex["target"].startswith(" ")
     text = cli("data", "inspect", out, "--prompt", "llamafactory-default", "-n", "1").stdout
-    assert "template llamafactory-default@1" in text and "Human: " in text and "\nAssistant: " in text
+    assert "template llamafactory-default@2" in text and "Human: " in text and "\nAssistant: " in text
     proc = cli("data", "inspect", out, "--prompt", "nope", check=False)
     assert proc.returncode == 2 and "unknown prompt template 'nope'" in proc.stderr
 

@@ -24,20 +24,31 @@ def test_loss_covers_the_response_only(tiny_tokenizer):
 def test_input_field_and_template_choice(tiny_tokenizer):
     ex = Example(instruction="Translate to English.", input="Hallo Welt", output="Hello world")
     prompt, _ = render_pair(ex, get_prompt("llamafactory-default"))
-    assert prompt == "Human: Translate to English.\n\nHallo Welt\nAssistant: "
+    assert prompt == "Human: Translate to English.\nHallo Welt\nAssistant: "  # LLaMA-Factory: one newline
+    assert render_pair(ex, get_prompt("alpaca"))[0].endswith(
+        "Translate to English.\n\nHallo Welt\n\n### Response:"
+    )
     _, target = render_pair(ex, get_prompt("llamafactory-default"))
     assert target == "Hello world"  # the prompt already ends with a space
 
 
-def test_truncation_and_examples_without_response_are_dropped(tiny_tokenizer):
+def test_truncation_keeps_the_answer_and_drops_only_empty_examples(tiny_tokenizer):
     tpl = get_prompt("alpaca")
     short = Example(instruction="q", output="a long answer " * 20)
     long_prompt = Example(instruction="word " * 400, output="x")
     n_prompt = len(tiny_tokenizer(render_pair(short, tpl)[0])["input_ids"])
-    cutoff = n_prompt + 5
+    cutoff = 2 * n_prompt + 6  # the prompt is short (under half): it stays whole, the answer is cut
     feats, dropped = tokenize_examples([short, long_prompt], tiny_tokenizer, tpl, cutoff_len=cutoff)
-    assert dropped == 1 and len(feats) == 1 and len(feats[0]["input_ids"]) == cutoff
-    assert sum(label != IGNORE_INDEX for label in feats[0]["labels"]) == 5
+    assert dropped == 0 and len(feats) == 2 and [len(f["input_ids"]) for f in feats] == [cutoff, cutoff]
+    assert sum(label != IGNORE_INDEX for label in feats[0]["labels"]) == cutoff - n_prompt
+    # the long prompt is cut instead of its answer: " x" and EOS are learned
+    learned = [label for label in feats[1]["labels"] if label != IGNORE_INDEX]
+    assert learned[-1] == tiny_tokenizer.eos_token_id and tiny_tokenizer.decode(learned[:-1]) == " x"
+    # only an example with nothing to learn (no output and no EOS) is dropped
+    no_eos = tiny_tokenizer.__class__.from_pretrained(tiny_tokenizer.name_or_path)
+    no_eos.eos_token = None
+    _, dropped = tokenize_examples([Example(instruction="q", output="")], no_eos, tpl, cutoff_len=64)
+    assert dropped == 1
 
 
 def test_collator_pads_right_with_masked_labels(tiny_tokenizer):

@@ -4,6 +4,16 @@ Training and evaluation must render prompts identically, so both pick a template
 name from here and the run directory records ``name@version``. A template renders the
 *prompt* (everything before the model's answer); the training target is appended after
 it and only the target is scored by the loss.
+
+Besides its text, a template says how it becomes tokens, so that it can reproduce the
+code it comes from token for token (:mod:`slam_align.data.tokenize` applies this):
+
+- ``add_special_tokens``: whether the tokenizer's own special tokens (Llama's BOS) go
+  before the prompt, in training and in evaluation;
+- ``join``: how an example's instruction and input are joined (the non-empty ones);
+- ``truncation``: how an example longer than the cutoff is cut (:data:`TRUNCATIONS`).
+
+Bump ``version`` whenever any of these changes what a template produces.
 """
 
 from __future__ import annotations
@@ -19,6 +29,14 @@ _ALPACA_HEADER = (
 )
 COT_TRIGGER = "Let's think step by step."
 
+# How an example longer than the cutoff is cut (see slam_align.data.tokenize.truncate):
+TRUNCATIONS = {
+    "keep-answer": "keep the answer and its EOS whole and cut the prompt's question, keeping the prompt's "
+    "start and its closing marker; split in proportion when both are long",
+    "llamafactory-0.5.3": "LLaMA-Factory 0.5.3's: the budget is split in proportion to the lengths (at least "
+    "one answer token) and both parts are cut on the right (llmtuner/data/utils.py:42-46, template.py:129-152)",
+}
+
 
 @dataclass(frozen=True)
 class PromptTemplate:
@@ -30,10 +48,26 @@ class PromptTemplate:
     # and answer extraction cuts the output there (see slam_align.evaluate.extract).
     stop: tuple[str, ...] = field(default_factory=tuple)
     uses_chat_template: bool = False
+    add_special_tokens: bool = True  # the tokenizer's BOS before the prompt (a chat template writes its own)
+    join: str = "\n\n"  # between an example's instruction and its input
+    truncation: str = "keep-answer"  # one of TRUNCATIONS
+
+    def __post_init__(self):
+        if self.truncation not in TRUNCATIONS:
+            raise ValueError(f"{self.name}: unknown truncation {self.truncation!r}")
 
     @property
     def id(self) -> str:
         return f"{self.name}@{self.version}"
+
+    @property
+    def suffix(self) -> str:
+        """The text after the question ("\\n\\n### Response:"): what keep-answer truncation keeps."""
+        return "" if self.uses_chat_template else self.template.rsplit("{query}", 1)[-1]
+
+    def query(self, instruction: str, input: str = "") -> str:
+        """What the template receives for an example: its non-empty instruction and input, joined."""
+        return self.join.join(part for part in (instruction, input) if part)
 
     def render(self, query: str, *, lang: str = "en", cot: bool = False, tokenizer=None) -> str:
         """The prompt for one question. ``cot`` appends "Let's think step by step." (MetaMath eval)."""
@@ -81,12 +115,21 @@ PROMPTS: dict[str, PromptTemplate] = {
             ),
             stop=("### Instruction", "\n\n### ", "\n\nQuestion:", "\nQuestion:"),
         ),
+        # LLaMA-Factory 0.5.3, the version fmm170/SLAM forked (src/llmtuner/__init__.py), token for
+        # token: user text = "\n".join(non-empty [instruction, input]) (data/aligner.py:25-32);
+        # "Human: {content}\nAssistant: " (data/template.py:454-459); every piece encoded with
+        # add_special_tokens=False, so never a BOS (template.py:113-116); answer + EOS
+        # (template.py:216,219); proportional truncation (data/utils.py:42-46). v2: no BOS, one newline.
         PromptTemplate(
             name="llamafactory-default",
-            version=1,
-            description="LLaMA-Factory's 'default' template, which the official SLAM code trained with.",
+            version=2,
+            description="LLaMA-Factory 0.5.3's 'default' template, which the official SLAM code trained with "
+            "(no BOS, instruction and input joined by one newline, LLaMA-Factory's truncation).",
             template="Human: {query}\nAssistant: ",
             stop=("\nHuman:", "Human:", "\n\nQuestion:", "\nQuestion:"),
+            add_special_tokens=False,
+            join="\n",
+            truncation="llamafactory-0.5.3",
         ),
         PromptTemplate(
             name="chat",
@@ -95,6 +138,7 @@ PROMPTS: dict[str, PromptTemplate] = {
             template="{query}",
             stop=("\n\nQuestion:",),
             uses_chat_template=True,
+            add_special_tokens=False,
         ),
     ]
 }

@@ -1,9 +1,12 @@
 """Prompt-masked tokenisation and the padding collator used by training.
 
 An example becomes ``prompt + target``: the prompt is the template rendered on the
-instruction (and input), the target is the response followed by EOS. The two parts are
-tokenised separately and concatenated, so the boundary is exact (no BPE merge across
-it) and the loss covers the response only: prompt positions carry label -100.
+instruction and input (joined as the template says), the target is the response followed
+by EOS. The two parts are tokenised separately and concatenated, so the boundary is exact
+(no BPE merge across it) and the loss covers the response only: prompt positions carry
+label -100. The template decides whether the tokenizer's BOS goes before the prompt and
+how an example longer than the cutoff is cut (:func:`truncate`); with
+``llamafactory-default`` the result is LLaMA-Factory 0.5.3's, token for token.
 """
 
 from __future__ import annotations
@@ -18,34 +21,78 @@ IGNORE_INDEX = -100
 
 def render_pair(example, template, tokenizer=None) -> tuple[str, str]:
     """(prompt, target) text of an ``Example``; a space separates them unless one side has it."""
-    prompt = template.render(example.query, lang=example.lang, tokenizer=tokenizer)
+    query = template.query(example.instruction, example.input)
+    prompt = template.render(query, lang=example.lang, tokenizer=tokenizer)
     target = example.output
     if prompt and not prompt[-1].isspace() and target and not target[0].isspace():
         target = " " + target
     return prompt, target
 
 
+def truncated_lengths(truncation: str, source: int, target: int, cutoff: int) -> tuple[int, int]:
+    """How many prompt and answer tokens an example keeps within ``cutoff`` tokens."""
+    if source + target <= cutoff:
+        return source, target
+    if truncation == "llamafactory-0.5.3":
+        # llmtuner/data/utils.py:42-46 (infer_max_len, reserved_label_len=1), computed in the same
+        # order so that the rounding is the same.
+        keep_target = max(int(cutoff * (target / (source + target))), 1)
+        return min(source, cutoff - keep_target), min(target, keep_target)
+    # keep-answer: a short answer (under half the cutoff) stays whole; a short prompt stays whole;
+    # else both in proportion (LLaMA-Factory 0.9's rule, data/processor/processor_utils.py:76-88).
+    if 2 * target < cutoff:
+        keep_target = target
+    elif 2 * source < cutoff:
+        keep_target = cutoff - source
+    else:
+        keep_target = max(int(cutoff * (target / (source + target))), 1)
+    keep_target = min(keep_target, target, cutoff)
+    return min(source, cutoff - keep_target), keep_target
+
+
+def truncate(
+    prompt: list[int], target: list[int], cutoff: int, truncation: str, marker_tokens: int = 0
+) -> tuple[list[int], list[int]]:
+    """(prompt, target) ids cut to at most ``cutoff`` tokens together, as ``truncation`` says.
+
+    ``llamafactory-0.5.3`` cuts both on the right. ``keep-answer`` cuts the answer only when it
+    is long (on the right), and the prompt in its middle: its start (BOS, header, the start of
+    the question) and its last ``marker_tokens`` (the template's closing marker, "### Response:")
+    stay, so that the answer still follows the marker it was trained after.
+    """
+    keep_source, keep_target = truncated_lengths(truncation, len(prompt), len(target), cutoff)
+    target = target[:keep_target]
+    if keep_source >= len(prompt):
+        return prompt, target
+    if truncation == "llamafactory-0.5.3":
+        return prompt[:keep_source], target
+    tail = min(marker_tokens, keep_source)
+    return prompt[: keep_source - tail] + (prompt[len(prompt) - tail :] if tail else []), target
+
+
 def tokenize_examples(
     examples: Sequence, tokenizer, template, cutoff_len: int = 1024
 ) -> tuple[list[dict], int]:
-    """Tokenise ``examples``; return (features, number dropped because the prompt filled the cutoff).
+    """Tokenise ``examples``; return (features, number dropped because nothing was left to learn).
 
     Each feature holds ``input_ids`` and ``labels`` (plain lists); the collator pads them.
+    An example is dropped only when its target is empty and the tokenizer has no EOS.
     """
     pairs = [render_pair(e, template, tokenizer) for e in examples]
     # Batched calls: the fast tokenizer's Rust loop, not one Python call per example.
-    prompt_ids = tokenizer([p for p, _ in pairs], add_special_tokens=True)["input_ids"]
+    prompt_ids = tokenizer([p for p, _ in pairs], add_special_tokens=template.add_special_tokens)["input_ids"]
     target_ids = tokenizer([t for _, t in pairs], add_special_tokens=False)["input_ids"]
+    marker = template.suffix
+    marker_tokens = len(tokenizer(marker, add_special_tokens=False)["input_ids"]) if marker else 0
     eos = tokenizer.eos_token_id
     features, dropped = [], 0
     for p, t in zip(prompt_ids, target_ids):
         t = list(t) + ([eos] if eos is not None else [])
-        ids = (list(p) + t)[:cutoff_len]
-        labels = ([IGNORE_INDEX] * len(p) + t)[:cutoff_len]
-        if all(label == IGNORE_INDEX for label in labels):
-            dropped += 1  # nothing of the response left to learn from
+        if not t:
+            dropped += 1  # nothing of the response to learn from
             continue
-        features.append({"input_ids": ids, "labels": labels})
+        p, t = truncate(list(p), t, cutoff_len, template.truncation, marker_tokens)
+        features.append({"input_ids": p + t, "labels": [IGNORE_INDEX] * len(p) + t})
     return features, dropped
 
 

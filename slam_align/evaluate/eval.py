@@ -9,9 +9,14 @@ command. The run directory holds:
   there (resume), drops a half-written last line, and never writes a duplicate;
   it refuses a directory made with another model or generation set-up.
 - ``metrics.json`` (see :mod:`slam_align.evaluate.report`; ``training`` holds the record of
-  the ``slam train`` run that produced the model, when there is one), ``results.md``
+  the ``slam train`` run that produced the model, when there is one; ``protocol``,
+  ``prompt``, ``generation`` and ``scoring`` say how the numbers were produced), ``results.md``
   (table), ``accuracy.png`` (bar chart), ``config.yaml``, ``run.json``, ``environment.json``,
   ``timing.json``, ``README.md``.
+
+``--protocol paper`` generates as the published scripts do (:data:`PROTOCOLS`), so that
+``accuracy_last_number`` can be put next to a published number. ``--checkpoints`` evaluates
+the checkpoints of a ``slam train`` run directory (:mod:`slam_align.evaluate.checkpoints`).
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ from slam_align.config import Options, option, options_to_dict
 from slam_align.data.benchmarks import parse_gold
 from slam_align.data.prompts import DEFAULT_PROMPT, get_prompt
 from slam_align.errors import SlamError
+from slam_align.evaluate.checkpoints import by_step_markdown, evaluate_checkpoints
 from slam_align.evaluate.extract import stop_sequences
 from slam_align.evaluate.generate import BACKENDS, length_sorted_batches, make_backend
-from slam_align.evaluate.report import compute_metrics, markdown_table, metrics_chart, pct
-from slam_align.evaluate.score import score_row
+from slam_align.evaluate.report import compute_metrics, markdown_table, metrics_chart, pct, scoring_record
+from slam_align.evaluate.score import SCORE_FIELDS, score_row
 from slam_align.io import (
     atomic_write_json,
     atomic_write_jsonl,
@@ -48,8 +54,54 @@ log = logging.getLogger(__name__)
 PREDICTIONS = "predictions.jsonl"
 OUTPUTS = (PREDICTIONS, "results.md", "accuracy.png")
 # What makes two runs' generations comparable: a resumed run must match all of these.
-IDENTITY_KEYS = ("model", "prompt", "cot", "max_new_tokens", "backend", "dtype")
+IDENTITY_KEYS = ("model", "prompt", "cot", "max_new_tokens", "backend", "dtype", "protocol")
+# Runs made before a key existed hold its value of that time.
+IDENTITY_DEFAULTS = {"protocol": "slam"}
 TRAIN_RECORD = "slam_train.json"  # written by slam train beside the model it trained
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How answers are generated: budget per benchmark, where generation stops, which prompts."""
+
+    name: str
+    description: str
+    max_new_tokens: dict[str, int]  # benchmark -> budget; "*" for any other
+    stop_at_run_on: bool  # stop (and cut) at the template's and the generic run-on markers
+    prompts: tuple[str, ...] | None = None  # the prompts it allows (None: any)
+    cot: bool | None = None  # the CoT setting it requires (None: either)
+
+    def budget(self, benchmark: str, override: int | None = None) -> int:
+        if override is not None:
+            return override
+        return self.max_new_tokens.get(benchmark.lower(), self.max_new_tokens["*"])
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    p.name: p
+    for p in [
+        Protocol(
+            "slam",
+            "slam-align's own: greedy, 512 new tokens, stop at the template's and the generic run-on "
+            "markers (a new 'Question:', '### Instruction', ...), any prompt",
+            max_new_tokens={"*": 512},
+            stop_at_run_on=True,
+        ),
+        # QAlign evaluate/scripts/mgsm_test.py:136-140,159-168 and svamp_test.py:120-124,142-152
+        # (@ a65ee638); MathOctopus generate_and_eval.py:134-164, svamp_test.py:120-150 (@ 4d385db6):
+        # the Alpaca prompt without a CoT trigger, greedy, 600 new tokens on MGSM, 300 on MSVAMP,
+        # EOS the only stop, the whole output decoded and scored.
+        Protocol(
+            "paper",
+            "the published scripts' (QAlign / MathOctopus): greedy, 600 new tokens on MGSM and 300 on "
+            "MSVAMP (600 elsewhere), no stop sequence (EOS only), Alpaca prompt, no CoT trigger",
+            max_new_tokens={"mgsm": 600, "msvamp": 300, "*": 600},
+            stop_at_run_on=False,
+            prompts=("alpaca", "mathoctopus"),
+            cot=False,
+        ),
+    ]
+}
 
 
 @dataclass
@@ -72,7 +124,24 @@ class EvalOptions(Options):
     cot: bool = option(
         False, help="append \"Let's think step by step.\" to the prompt (MetaMath's evaluation)"
     )
-    max_new_tokens: int = option(512, help="generation budget per problem", at_least=1)
+    protocol: str = option(
+        "slam",
+        choices=list(PROTOCOLS),
+        help="generation settings: slam (this project's: stop at run-on text) or paper (the published "
+        "QAlign/MathOctopus scripts': 600 new tokens on MGSM, 300 on MSVAMP, EOS only, Alpaca prompt, "
+        "no CoT), see docs/evaluation.md",
+    )
+    max_new_tokens: int | None = option(
+        None,
+        help="generation budget per problem (default: the protocol's: 512; paper: 600 MGSM, 300 MSVAMP)",
+        at_least=1,
+    )
+    checkpoints: list[str] | None = option(
+        None,
+        help="--model is a slam train run directory: evaluate its checkpoints, 'all' (every checkpoint-N "
+        "and final/), 'last' (final/, else the newest checkpoint) or steps 'N,M' ('final' for final/), "
+        "one run directory each under --output, plus an accuracy-by-step table and plot",
+    )
     batch_size: int = option(32, help="prompts per generate() call (transformers backend)", at_least=1)
     backend: str = option("transformers", choices=list(BACKENDS), help="generation engine")
     dtype: str = option("auto", help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16 or fp32")
@@ -91,11 +160,32 @@ def _check(options: EvalOptions) -> None:
 
     if not options.benchmark:
         raise SlamError("--benchmark is empty; expected e.g. mgsm,msvamp")
+    protocol = PROTOCOLS[options.protocol]
+    template = get_prompt(options.prompt)
+    if protocol.prompts is not None and template.name not in protocol.prompts:
+        raise SlamError(
+            f"--protocol {protocol.name} evaluates with the prompt {' or '.join(protocol.prompts)} "
+            f"(as the published scripts do), not '{options.prompt}'"
+        )
+    if protocol.cot is not None and options.cot != protocol.cot:
+        raise SlamError(
+            f"--protocol {protocol.name} has {'a' if protocol.cot else 'no'} CoT trigger; drop --cot"
+        )
+    if options.max_new_tokens is not None and options.protocol != "slam":
+        raise SlamError(
+            f"--protocol {protocol.name} fixes the generation budget "
+            f"({_budget_text(protocol)}); drop --max-new-tokens"
+        )
     resolve_dtype(options.dtype, resolve_device(options.device))
     model = str(options.model)
     looks_local = model.startswith(("/", ".", "~")) or model.count("/") > 1
     if looks_local and not Path(model).expanduser().exists():
         raise SlamError(f"--model {model}: no such directory (expected a local model directory or a hub id)")
+
+
+def _check_with_problems(options: EvalOptions) -> None:
+    _check(options)
+    load_problems(options)
 
 
 def load_problems(options: EvalOptions) -> tuple[list, list[str]]:
@@ -129,16 +219,47 @@ def load_problems(options: EvalOptions) -> tuple[list, list[str]]:
     return problems, list(dict.fromkeys(order))
 
 
+def _budget_text(protocol: Protocol) -> str:
+    return ", ".join(f"{'other' if k == '*' else k} {v}" for k, v in protocol.max_new_tokens.items())
+
+
 def identity(options: EvalOptions) -> dict:
     model = Path(options.model)
+    protocol = PROTOCOLS[options.protocol]
+    budget = options.max_new_tokens
+    if budget is None:  # the protocol's budget: one number, or one per benchmark
+        budget = protocol.budget("*") if len(protocol.max_new_tokens) == 1 else _budget_text(protocol)
     return {
         # A local model by its absolute path ("./m" and "m" are the same model); a hub id as given.
         "model": str(model.resolve()) if model.exists() else str(options.model),
         "prompt": get_prompt(options.prompt).id,
         "cot": options.cot,
-        "max_new_tokens": options.max_new_tokens,
+        "max_new_tokens": budget,
         "backend": options.backend,
         "dtype": options.dtype,
+        "protocol": options.protocol,
+    }
+
+
+def generation_settings(options: EvalOptions, template, benchmarks: list[str]) -> dict:
+    """How the generations were made: recorded in metrics.json (``generation``)."""
+    protocol = PROTOCOLS[options.protocol]
+    stop = list(stop_sequences(template)) if protocol.stop_at_run_on else []
+    return {
+        "protocol": protocol.name,
+        "protocol_description": protocol.description,
+        "decoding": "greedy",
+        "max_new_tokens": {b: protocol.budget(b, options.max_new_tokens) for b in benchmarks},
+        "stop": "EOS, and the run-on markers below (question markers only after a digit)"
+        if stop
+        else "EOS only",
+        "stop_sequences": stop,
+        "prompt": template.id,
+        "cot": options.cot,
+        "special_tokens": template.add_special_tokens,  # BOS (as the tokenizer adds it) before the prompt
+        "backend": options.backend,
+        "dtype": options.dtype,
+        "batch_size": options.batch_size,
     }
 
 
@@ -166,7 +287,7 @@ def _open_run(options: EvalOptions, config: dict):
     mine = identity(options)
     state = check_run_dir(out, "eval", resume=True, outputs=OUTPUTS, resumable=True)
     if state == "resume":
-        old = (read_run_record(out) or {}).get("identity") or {}
+        old = {**IDENTITY_DEFAULTS, **((read_run_record(out) or {}).get("identity") or {})}
         diff = [k for k in IDENTITY_KEYS if str(old.get(k)) != str(mine[k])]
         if diff and not options.overwrite:
             k = diff[0]
@@ -235,24 +356,27 @@ def generate_missing(options: EvalOptions, problems, out: Path, timing: dict) ->
     if not todo:
         return
     template = get_prompt(options.prompt)
+    protocol = PROTOCOLS[options.protocol]
     t0 = time.perf_counter()
     backend = make_backend(
         options.backend, options.model, options.dtype, options.device, options.tensor_parallel
     )
     timing["load_seconds"] = time.perf_counter() - t0
     prompts = _render_prompts(todo, template, options.cot, backend.tokenizer)
-    add_special = not template.uses_chat_template  # a chat template already writes BOS
+    add_special = template.add_special_tokens  # the tokenizer's BOS, unless the template says not
     lengths = backend.prompt_lengths(prompts, add_special_tokens=add_special)
-    # Stop where extraction would cut anyway: the template's markers and the generic run-on ones.
-    stop = stop_sequences(template)
+    # Stop where extraction would cut anyway: the template's markers and the generic run-on ones
+    # (the paper protocol: EOS only, as the published scripts).
+    stop = stop_sequences(template) if protocol.stop_at_run_on else ()
     chunk = options.batch_size if options.backend == "transformers" else max(options.batch_size, 256)
+    budgets = [protocol.budget(p.benchmark, options.max_new_tokens) for p in todo]
     tokens = 0
     t1 = time.perf_counter()
     bar = _progress(len(problems), len(problems) - len(todo), options.progress)
     with open(path, "a", encoding="utf-8") as f:
-        for batch in length_sorted_batches(lengths, chunk):
+        for batch in _batches(lengths, budgets, chunk):
             gens = backend.generate_batch(
-                [prompts[i] for i in batch], options.max_new_tokens, stop, add_special_tokens=add_special
+                [prompts[i] for i in batch], budgets[batch[0]], stop, add_special_tokens=add_special
             )
             lines = []
             for i, g in zip(batch, gens):
@@ -268,7 +392,7 @@ def generate_missing(options: EvalOptions, problems, out: Path, timing: dict) ->
                     "num_tokens": g.num_tokens,
                 }
                 scored = score_row(row, where=p.id)
-                row["extracted"], row["correct"] = scored["extracted"], scored["correct"]
+                row.update({k: scored[k] for k in SCORE_FIELDS})
                 lines.append(dumps_json(row, indent=None) + "\n")
                 tokens += g.num_tokens
             f.write("".join(lines))  # one write per batch: a kill loses at most this batch
@@ -283,8 +407,21 @@ def generate_missing(options: EvalOptions, problems, out: Path, timing: dict) ->
     timing["device"] = str(getattr(backend, "device", "vllm"))
 
 
+def _batches(lengths: list[int], budgets: list[int], chunk: int):
+    """Length-sorted batches, each of one generation budget (MGSM and MSVAMP differ in paper)."""
+    for budget in sorted(set(budgets), reverse=True):
+        members = [i for i, b in enumerate(budgets) if b == budget]
+        for batch in length_sorted_batches([lengths[i] for i in members], chunk):
+            yield [members[j] for j in batch]
+
+
 def evaluate(options: EvalOptions) -> dict:
-    """Run the evaluation described by ``options``; return the metrics (also in ``metrics.json``)."""
+    """Run the evaluation described by ``options``; return the metrics (also in ``metrics.json``).
+
+    With ``checkpoints``: every chosen checkpoint of the training run ``model``, one run
+    directory each under ``output``; returns the sweep's summary."""
+    if options.checkpoints:
+        return evaluate_checkpoints(options, evaluate, _check_with_problems)
     start = time.perf_counter()
     _check(options)
     template = get_prompt(options.prompt)
@@ -311,8 +448,7 @@ def _evaluate_in(out: Path, options: EvalOptions, template, problems, order, sta
     # Re-score every row with today's extraction (a resumed run may predate a fix), so that
     # metrics.json, the file and `slam score` always agree.
     rescored = [
-        {**r, **{k: v for k, v in score_row(r, where=r["id"]).items() if k in ("extracted", "correct")}}
-        for r in saved
+        {**r, **{k: v for k, v in score_row(r, where=r["id"]).items() if k in SCORE_FIELDS}} for r in saved
     ]
     if rescored != saved:
         atomic_write_jsonl(out / PREDICTIONS, rescored)
@@ -326,7 +462,10 @@ def _evaluate_in(out: Path, options: EvalOptions, template, problems, order, sta
         "model": options.model,
         "prompt": template.id,
         "cot": options.cot,
+        "protocol": options.protocol,
         **metrics,
+        "generation": generation_settings(options, template, order),
+        "scoring": scoring_record(),
         "training": training_record(options.model),
     }
     atomic_write_json(out / "metrics.json", metrics)
@@ -345,21 +484,27 @@ def _evaluate_in(out: Path, options: EvalOptions, template, problems, order, sta
 def _write_readme(out: Path, options: EvalOptions, metrics: dict, timing: dict, table: str) -> None:
     summary = (
         f"average {pct(metrics['average'])}%, non-English average {pct(metrics['average_non_en'])}%, "
-        f"no extractable answer in {pct(metrics['no_answer_rate'])}% of outputs ({metrics['benchmark']})"
+        f"no extractable answer in {pct(metrics['no_answer_rate'])}% of outputs ({metrics['benchmark']}); "
+        f"the published protocol (last number) reads an average of {pct(metrics.get('average_last_number'))}%"
     )
+    gen = metrics["generation"]
+    budget = ", ".join(f"{b} {n}" for b, n in gen["max_new_tokens"].items())
     write_run_readme(
         out / "README.md",
         f"slam eval: {options.model}",
         {
-            "Set-up": f"benchmarks {', '.join(metrics['benchmarks'])}; prompt `{metrics['prompt']}`"
-            f"{' + CoT trigger' if options.cot else ''}; greedy, max {options.max_new_tokens} new tokens; "
+            "Set-up": f"protocol `{options.protocol}`; benchmarks {', '.join(metrics['benchmarks'])}; "
+            f"prompt `{metrics['prompt']}`{' + CoT trigger' if options.cot else ''}; greedy, max new tokens: "
+            f"{budget}; stop: {gen['stop'].split(',')[0]}; extraction `{metrics['scoring']['accuracy']['extractor']}`; "
             f"backend {options.backend}; {timing['problems']} problems "
             f"({timing.get('problems_generated', 0)} generated now, {timing.get('problems_resumed', 0)} resumed).",
             "Summary": summary,
             "Accuracy (%)": table,
             "Files": "`predictions.jsonl` every generation with its extracted and gold answer; "
-            "`metrics.json` accuracy per language (fraction 0..1), averages, 95% bootstrap intervals, "
-            "no-answer rate, the training run's record; `results.md` and `accuracy.png` the same as a table and a chart; "
+            "`metrics.json` accuracy per language (fraction 0..1) by this project's extraction (`accuracy`) and "
+            "by the published protocol (`accuracy_last_number`), averages, 95% bootstrap intervals, "
+            "no-answer rate, the generation and scoring settings, the training run's record; "
+            "`results.md` and `accuracy.png` the same as a table and a chart; "
             "`config.yaml` the options; `timing.json` time and throughput. "
             "`slam score --predictions predictions.jsonl` re-scores the generations.",
         },
@@ -368,6 +513,10 @@ def _write_readme(out: Path, options: EvalOptions, metrics: dict, timing: dict, 
 
 def eval_cli(options: EvalOptions) -> int:
     metrics = evaluate(options)
+    if options.checkpoints:
+        print(by_step_markdown(metrics))
+        print(f"wrote {Path(options.output) / 'accuracy_by_step.md'} and one run directory per checkpoint")
+        return 0
     print(markdown_table(metrics))
     print(f"wrote {Path(options.output) / 'metrics.json'}")
     return 0

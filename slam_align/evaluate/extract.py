@@ -10,14 +10,18 @@
    ``\\frac{a}{b}`` are simplified.
 2. **Cut run-on text** at the first stop sequence (the prompt template's ``.stop`` plus
    generic markers such as ``\\n\\nQuestion:``, ``### Instruction``, ``\\nFrage:``,
-   ``\\n问题:``): numbers in an invented next example never count.
+   ``\\n问题:``): numbers in an invented next example never count. A *question* marker
+   ("Question:", "Frage:", "问题:", ...) with no digit before it is the model restating the
+   question before solving it, not a next example: it does not cut.
 3. **Prefer an explicit final answer**: the last ``\\boxed{...}`` or "the answer is"
    statement (English and native phrasings: "Die Antwort lautet", "La réponse est",
    "La respuesta es", "Ответ —", "答案是", "答えは", "Jibu ni", "คำตอบคือ",
    "উত্তর হল", "సమాధానం", MetaMath's "The answer is: N"...; the phrasings of every
    language are always tried, since models often answer in another language than the
    question's). Statements ("answer is") take the first number of their sentence (the
-   number after the last ``=`` when the sentence is an equation); labels ("Answer:",
+   number after the last ``=`` when the sentence is an equation, and the result when the
+   number starts a calculation that the sentence goes on to finish: "the answer is 3 times
+   6, which is 18" is 18); labels ("Answer:",
    "Ответ:", "答案：", GSM8K's "#### N") count only when a number follows right away.
 4. **Else the last number** of the (cut) text.
 
@@ -44,6 +48,15 @@ Numbers follow the conventions of ``lang`` (``syn-xx`` is treated as ``xx``):
   followed by 万/萬 or 亿/億 is multiplied by 10^4 / 10^8.
 * Not handled (gives the last digit-written number, or ``None``): numbers in words
   ("twelve", "十二"), mixed fractions.
+
+**The published protocol** (:func:`last_number`, :func:`last_number_correct`): the score
+QAlign and MathOctopus publish, and SLAM reports through MathOctopus' code, kept beside
+ours so that a number can be put next to a published one. It reads the *last number of
+the whole output* after removing digit-group commas, with none of the rules above; see
+:func:`last_number` for the exact behaviour and the lines of the peers' code it follows.
+
+``EXTRACTOR`` and ``LAST_NUMBER`` name the two scorers with a version; every metrics file
+records them. Bump a version whenever a change can alter a score.
 """
 
 from __future__ import annotations
@@ -53,6 +66,11 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+# Versioned names of the two scorers, recorded in every metrics.json. v2: calculations
+# finished after an answer statement, question restatements before the solution.
+EXTRACTOR = "slam-extract@2"
+LAST_NUMBER = "last-number@1"
 
 # ---------------------------------------------------------------------------------------
 # Number conventions per language
@@ -173,6 +191,17 @@ GENERIC_STOPS: tuple[str, ...] = (
 )
 
 
+# The words of the question markers above (and of templates' "\nQuestion:"-style stops). A
+# model often restates the question under such a marker before solving it: only a marker
+# after which something was already worked out (a digit before it) starts a next example.
+QUESTION_WORDS = frozenset("Question Q Frage Pregunta Задача Вопрос Swali โจทย์ প্রশ্ন ప్రశ్న 问题 問題".split())
+
+
+def is_question_marker(marker: str) -> bool:
+    """``"\\nQuestion:"``, ``"\\n\\nFrage:"``, ``"\\n问题:"``...: a marker that names a question."""
+    return marker.strip().rstrip(":：").strip() in QUESTION_WORDS
+
+
 def stop_sequences(template=None) -> tuple[str, ...]:
     """Where a generation is cut: a template's own markers and the generic run-on ones.
 
@@ -185,26 +214,40 @@ def stop_sequences(template=None) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*own, *GENERIC_STOPS)))
 
 
-def cut_run_on(text: str, stop: Iterable[str] | None = None) -> str:
-    """(Normalised) ``text`` up to the first stop sequence: ``stop`` plus the generic ones
-    (default: :func:`stop_sequences` of every template)."""
-    markers = [normalize(s) for s in (*(stop if stop is not None else stop_sequences()), *GENERIC_STOPS) if s]
-    cut = len(text)
-    for marker in markers:
+def run_on_start(text: str, stop: Iterable[str]) -> int | None:
+    """Where the run-on begins in ``text``: the first marker of ``stop`` that counts, or ``None``.
+
+    Any marker counts, except a question marker (:func:`is_question_marker`) with no digit
+    before it: that is the model restating the question, and the cut comes at a later marker.
+    Works on raw or normalised text alike (the caller passes markers of the same form).
+    """
+    first_digit = next((i for i, c in enumerate(text) if c.isdecimal()), len(text))
+    cut = None
+    for marker in stop:
+        if not marker:
+            continue
+        conditional = is_question_marker(marker)
         i = text.find(marker)
-        if 0 <= i < cut:
-            cut = i
-    return text[:cut]
+        while 0 <= i and (cut is None or i < cut):
+            if not conditional or i > first_digit:
+                cut = i
+                break
+            i = text.find(marker, i + 1)
+    return cut
+
+
+def cut_run_on(text: str, stop: Iterable[str] | None = None) -> str:
+    """(Normalised) ``text`` up to where its run-on begins: ``stop`` plus the generic markers
+    (default: :func:`stop_sequences` of every template), see :func:`run_on_start`."""
+    markers = [normalize(s) for s in (*(stop if stop is not None else stop_sequences()), *GENERIC_STOPS) if s]
+    cut = run_on_start(text, dict.fromkeys(markers))
+    return text if cut is None else text[:cut]
 
 
 def cut_at_stop(text: str, stop: Iterable[str] | None) -> str:
-    """Raw ``text`` up to the first of ``stop`` (no normalisation): what generation keeps."""
-    cut = len(text)
-    for marker in stop or ():
-        i = text.find(marker) if marker else -1
-        if 0 <= i < cut:
-            cut = i
-    return text[:cut]
+    """Raw ``text`` up to where its run-on begins (no normalisation): what generation keeps."""
+    cut = run_on_start(text, stop or ())
+    return text if cut is None else text[:cut]
 
 
 # ---------------------------------------------------------------------------------------
@@ -368,13 +411,60 @@ def _sentence_after(text: str, pos: int) -> str:
     return window
 
 
+# An arithmetic operator between two numbers ("3 times 6", "3 × 6", "3 mal 6", "3 乘以 6"):
+# the statement's first number starts a calculation. "/" is not one: "3/4" is a fraction.
+_OPERATORS = [
+    r"[+*×x·÷-]",
+    r"times|multiplied\s+by|plus|minus|divided\s+by",  # en
+    r"mal|geteilt\s+durch",  # de
+    r"fois|multipli[ée]e?\s+par|moins|divis[ée]e?\s+par",  # fr
+    r"por|veces|m[áa]s|menos|dividido\s+(?:por|entre)",  # es
+    r"умножить\s+на|умноженное\s+на|плюс|минус|разделить\s+на",  # ru
+    r"mara|jumlisha|kutoa|toa|gawanya\s+kwa",  # sw
+    r"乘以|乘|加上|加|减去|减|除以",  # zh
+    r"かける|掛ける|たす|足す|ひく|引く|わる|割る",  # ja
+    r"คูณ(?:ด้วย)?|บวก|ลบ|หาร(?:ด้วย)?",  # th
+    r"গুণ|যোগ|বিয়োগ|ভাগ",  # bn
+]
+_OPERATOR_GAP = re.compile(rf"\s*(?:{'|'.join(_OPERATORS)})\s*", re.IGNORECASE)
+# What links a finished calculation to its result ("3 times 6, which is 18"; "3 乘以 6，等于 18").
+_RESULT_LINKS = [
+    r"=|≈|→",
+    r"\b(?:is|are|equals?|gives|makes|that's|i\.e\.)\b",  # en
+    r"\b(?:ist|sind|ergibt|gleich|also)\b",  # de
+    r"\b(?:est|font|fait|égale?|soit|donc)\b",  # fr
+    r"\b(?:es|son|da|igual\s+a)\b",  # es
+    r"(?:это|равно|будет|получается|то\s+есть)",  # ru
+    r"\b(?:ni|sawa\s+na)\b",  # sw
+    r"等于|等於|得|是|为|為|即",  # zh
+    r"で|は|となり|になり",  # ja
+    r"เท่ากับ|คือ|ได้",  # th
+    r"হয়|সমান|যা",  # bn
+]
+_RESULT_LINK = re.compile("|".join(f"(?:{p})" for p in _RESULT_LINKS), re.IGNORECASE)
+
+
+def _calculation_result(window: str, lang: str | None) -> float | None:
+    """The result of a calculation that starts at the window's first number, if the sentence
+    gives it: "3 times 6, which is 18" -> 18; "18 dollars, which is 3 times 6" -> None."""
+    nums = find_numbers(window, lang)
+    last = 0
+    while last + 1 < len(nums) and _OPERATOR_GAP.fullmatch(window[nums[last].end : nums[last + 1].start]):
+        last += 1
+    if last == 0 or last + 1 >= len(nums):
+        return None
+    link = window[nums[last].end : nums[last + 1].start]
+    return nums[last + 1].value if _RESULT_LINK.search(link) else None
+
+
 def _statement_value(text: str, pos: int, lang: str | None) -> float | None:
     window = _sentence_after(text, pos)
     if "=" in window:
         v = _first_number(window.rsplit("=", 1)[1], lang)
         if v is not None:
             return v
-    return _first_number(window, lang)
+    result = _calculation_result(window, lang)
+    return result if result is not None else _first_number(window, lang)
 
 
 def _label_value(text: str, pos: int, lang: str | None) -> float | None:
@@ -445,3 +535,54 @@ def answers_match(
     if not (math.isfinite(pred) and math.isfinite(gold)):
         return False
     return math.isclose(pred, gold, rel_tol=rel_tol, abs_tol=abs_tol)
+
+
+# ---------------------------------------------------------------------------------------
+# The published protocol: the last number of the whole output
+# ---------------------------------------------------------------------------------------
+
+# Behaviour of the peers' ``extract_last_num`` (the same function in all four scripts:
+# QAlign evaluate/scripts/mgsm_test.py:202-209 and svamp_test.py:183-190 @ a65ee638;
+# MathOctopus step1_supervised_finetuning/generate_and_eval.py:198-205 and
+# svamp_test.py:183-190 @ 4d385db6), restated here, not copied:
+_DIGIT_COMMA_DIGIT = re.compile(r"(\d),(\d)")  # matches do not overlap: "1,2,3" -> "12,3"
+_PEER_NUMBER = re.compile(r"\d+(?:\.\d+)?")  # no sign, no leading or trailing dot; \d is Unicode
+PEER_TOLERANCE = 1e-3  # generate_and_eval.py:98, mgsm_test.py:100: abs(gold - pred) < 1e-3
+
+
+def last_number(text: str | None) -> float | None:
+    """The last number of ``text`` as QAlign and MathOctopus read it, or ``None`` without one.
+
+    1. every ``<digit>,<digit>`` is replaced by the two digits, scanning left to right
+       without overlap (``1,234,567`` -> ``1234567``, ``1,2,3`` -> ``12,3``);
+    2. numbers are runs of (any script's) decimal digits, optionally followed by ``.`` and
+       more digits: ``-5`` is 5, ``.5`` is 5, ``18.`` is 18, ``১৮`` is 18, ``1.234.567`` is 567;
+    3. the last one, as a float.
+
+    Nothing else: no stop sequence, no answer statement, no language convention. The
+    published function returns 0.0 where this returns ``None``.
+    """
+    if not text:
+        return None
+    found = _PEER_NUMBER.findall(_DIGIT_COMMA_DIGIT.sub(r"\1\2", text))
+    return float(found[-1]) if found else None
+
+
+def peer_gold(answer) -> float | None:
+    """A gold answer as the peers read it: their extractor on the answer as written
+    (``"2,125"`` -> 2125, ``"8.0"`` -> 8, a number -> its ``str``; no sign)."""
+    if answer is None or isinstance(answer, bool):
+        return None
+    return last_number(answer if isinstance(answer, str) else str(answer))
+
+
+def last_number_correct(text: str | None, answer) -> bool:
+    """The published verdict: ``|gold - last number| < 1e-3``; an output with no number is wrong.
+
+    (The published function reads "no number" as 0.0, so it would count such an output
+    right for a gold answer of 0; no MGSM or MSVAMP gold is 0, so the verdicts agree on both.)
+    """
+    pred, gold = last_number(text), peer_gold(answer)
+    if pred is None or gold is None or not (math.isfinite(pred) and math.isfinite(gold)):
+        return False
+    return abs(gold - pred) < PEER_TOLERANCE

@@ -1,7 +1,8 @@
 """Generation backends for evaluation: Transformers (always) and vLLM (when installed).
 
-Both take rendered prompts and return the continuation text cut at the first stop
-sequence, greedily decoded. The Transformers backend batches prompts of similar length
+Both take rendered prompts and return the continuation text cut where its run-on begins
+(:func:`slam_align.evaluate.extract.run_on_start`: the first stop sequence, except a
+question marker with no digit before it), greedily decoded. The Transformers backend batches prompts of similar length
 (sorted, left-padded), uses the KV cache, stops each row at EOS or a stop string, and runs
 in bf16 on a GPU. vLLM does its own continuous batching; the outputs have the same shape.
 """
@@ -13,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from slam_align.errors import SlamError
-from slam_align.evaluate.extract import cut_at_stop
+from slam_align.evaluate.extract import cut_at_stop, is_question_marker
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class TransformersBackend(Backend):
         for key in ("temperature", "top_p", "top_k"):
             kwargs[key] = None
         if stop:
-            kwargs.update(stop_strings=list(stop), tokenizer=tok)
+            kwargs["stopping_criteria"] = _run_on_criteria(tok, list(stop), enc["input_ids"].shape[1])
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
         new = out[:, enc["input_ids"].shape[1] :]
@@ -98,6 +99,27 @@ class TransformersBackend(Backend):
             text = tok.decode(row[:n], skip_special_tokens=True)
             results.append(Generation(cut_at_stop(text, stop), n))
         return results
+
+
+def _run_on_criteria(tokenizer, stop: list[str], prompt_width: int):
+    """Stop a row where its run-on begins: at a stop string, unless it is a question marker
+    with no digit generated before it (the model restating the question before solving it)."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+    from transformers.generation import StopStringCriteria
+
+    class RunOnCriteria(StoppingCriteria):
+        def __init__(self):
+            self.markers = StopStringCriteria(tokenizer, stop)  # fast: token-level, no decoding
+
+        def __call__(self, input_ids, scores, **kwargs):
+            hit = self.markers(input_ids, scores, **kwargs)
+            for i in hit.nonzero().flatten().tolist():  # rare: decode only where a marker ends
+                text = tokenizer.decode(input_ids[i, prompt_width:], skip_special_tokens=True)
+                if cut_at_stop(text, stop) == text:  # no marker that counts (yet)
+                    hit[i] = False
+            return hit
+
+    return StoppingCriteriaList([RunOnCriteria()])
 
 
 def _as_set(x) -> set[int]:
@@ -139,7 +161,10 @@ class VLLMBackend(Backend):
     ) -> list[Generation]:
         from vllm import SamplingParams
 
-        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop=list(stop) or None)
+        # vLLM stops at any occurrence of a stop string: question markers are left out (a model may
+        # restate the question under one before solving it) and cut afterwards where they count.
+        hard = [s for s in stop if not is_question_marker(s)]
+        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop=hard or None)
         if add_special_tokens:
             outputs = self.llm.generate(list(prompts), params, use_tqdm=False)
         else:  # chat-template prompts already hold BOS: pass token ids so none is added

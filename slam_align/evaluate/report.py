@@ -15,6 +15,16 @@ Shape (per benchmark, and the first benchmark's copied to the top level)::
     no_answer_rate_per_lang {lang: fraction}
     n, correct          {lang: count}
 
+and the same accuracy under the published protocol (QAlign / MathOctopus: the last number
+of the output, :func:`slam_align.evaluate.extract.last_number`), when the rows carry its
+verdict (``correct_last_number``)::
+
+    accuracy_last_number        {lang: fraction}
+    average_last_number         mean over languages
+    average_non_en_last_number  mean over the languages other than "en"
+    correct_last_number         {lang: count}
+    ci95["accuracy_last_number"], ci95["average_last_number"]   (drawn with the same resamples)
+
 95% intervals are percentile bootstrap intervals (``bootstrap`` resamples, seeded). When
 every language holds the same problem indices (MGSM, MSVAMP: parallel translations) the
 resampling draws problems jointly across languages (a paired bootstrap), so the interval
@@ -30,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from slam_align.data.languages import PAPER_LANGS
-from slam_align.evaluate.extract import base_language
+from slam_align.evaluate.extract import EXTRACTOR, LAST_NUMBER, PEER_TOLERANCE, base_language
 
 _LANG_ORDER = {code: i for i, code in enumerate((*PAPER_LANGS[:-1], "te", "en"))}
 
@@ -76,15 +86,23 @@ def _interval(samples: np.ndarray) -> list[float]:
     return [float(lo), float(hi)]
 
 
-def benchmark_metrics(rows: Sequence[dict], n_boot: int = 1000, seed: int = 0) -> dict:
-    """Metrics of one benchmark's scored rows (``lang``, ``correct``, ``extracted``, ``index``)."""
-    langs = order_langs(r["lang"] for r in rows)
-    correct: dict[str, dict[int, bool]] = {lang: {} for lang in langs}
-    no_answer: dict[str, int] = dict.fromkeys(langs, 0)
+def _verdicts(rows: Sequence[dict], langs: list[str], field: str) -> dict[str, dict[int, bool]]:
+    """{lang: {problem index: verdict}} of ``field`` (rows without an int ``index``: position)."""
+    out: dict[str, dict[int, bool]] = {lang: {} for lang in langs}
     for pos, r in enumerate(rows):
         key = r.get("index")
         key = key if isinstance(key, int) and not isinstance(key, bool) else pos
-        correct[r["lang"]][key] = bool(r["correct"])
+        out[r["lang"]][key] = bool(r[field])
+    return out
+
+
+def benchmark_metrics(rows: Sequence[dict], n_boot: int = 1000, seed: int = 0) -> dict:
+    """Metrics of one benchmark's scored rows (``lang``, ``correct``, ``extracted``, ``index``,
+    and ``correct_last_number`` when every row has it)."""
+    langs = order_langs(r["lang"] for r in rows)
+    correct = _verdicts(rows, langs, "correct")
+    no_answer: dict[str, int] = dict.fromkeys(langs, 0)
+    for r in rows:
         no_answer[r["lang"]] += r.get("extracted") is None
     n = {lang: len(correct[lang]) for lang in langs}
     hits = {lang: int(sum(correct[lang].values())) for lang in langs}
@@ -103,7 +121,7 @@ def benchmark_metrics(rows: Sequence[dict], n_boot: int = 1000, seed: int = 0) -
         if non_en:
             ci["average_non_en"] = _interval(np.mean([samples[lang] for lang in non_en], axis=0))
     total = sum(n.values())
-    return {
+    out = {
         "accuracy": accuracy,
         "average": average,
         "average_non_en": average_non_en,
@@ -113,6 +131,45 @@ def benchmark_metrics(rows: Sequence[dict], n_boot: int = 1000, seed: int = 0) -
         "no_answer_rate_per_lang": {lang: no_answer[lang] / n[lang] for lang in langs},
         "n": n,
         "correct": hits,
+    }
+    if rows and all("correct_last_number" in r for r in rows):
+        out.update(_last_number_metrics(rows, langs, non_en, n, n_boot, seed, ci))
+    return out
+
+
+def _last_number_metrics(rows, langs, non_en, n, n_boot: int, seed: int, ci: dict) -> dict:
+    """The published protocol's accuracy; its intervals use the same resamples (same seed)."""
+    verdicts = _verdicts(rows, langs, "correct_last_number")
+    hits = {lang: int(sum(verdicts[lang].values())) for lang in langs}
+    accuracy = {lang: hits[lang] / n[lang] for lang in langs}
+    if n_boot > 0 and langs:
+        samples = bootstrap_samples(verdicts, n_boot, seed)
+        ci["accuracy_last_number"] = {lang: _interval(samples[lang]) for lang in langs}
+        ci["average_last_number"] = _interval(np.mean([samples[lang] for lang in langs], axis=0))
+    return {
+        "accuracy_last_number": accuracy,
+        "average_last_number": _mean(accuracy.values()),
+        "average_non_en_last_number": _mean(accuracy[lang] for lang in non_en),
+        "correct_last_number": hits,
+    }
+
+
+def scoring_record() -> dict:
+    """What produced the two accuracies: recorded in every metrics.json."""
+    return {
+        "accuracy": {
+            "extractor": EXTRACTOR,
+            "rule": "slam-align's answer extraction (docs/evaluation.md); right when "
+            "|pred - gold| <= 1e-4 (or 1e-6 relative); no number is wrong",
+        },
+        "accuracy_last_number": {
+            "extractor": LAST_NUMBER,
+            "rule": "the published protocol: the last number of the output after removing digit-group "
+            f"commas; right when |gold - pred| < {PEER_TOLERANCE:g}; no number is wrong",
+            "follows": "QAlign evaluate/scripts/mgsm_test.py:96-100,202-209 and svamp_test.py:84-88,183-190 "
+            "@ a65ee638; MathOctopus step1_supervised_finetuning/generate_and_eval.py:94-98,198-205 and "
+            "svamp_test.py:84-88,183-190 @ 4d385db6",
+        },
     }
 
 
@@ -126,6 +183,10 @@ TOP_LEVEL_KEYS = (
     "no_answer_rate_per_lang",
     "n",
     "correct",
+    "accuracy_last_number",
+    "average_last_number",
+    "average_non_en_last_number",
+    "correct_last_number",
 )
 
 
@@ -143,7 +204,7 @@ def compute_metrics(rows: Sequence[dict], n_boot: int = 1000, seed: int = 0, ben
     per = {name: benchmark_metrics(groups[name], n_boot=n_boot, seed=seed) for name in names}
     out: dict = {"benchmark": names[0] if names else None}
     if names:
-        out.update({k: per[names[0]][k] for k in TOP_LEVEL_KEYS})
+        out.update({k: per[names[0]][k] for k in TOP_LEVEL_KEYS if k in per[names[0]]})
     out["benchmarks"] = per
     out["bootstrap"] = {"resamples": n_boot, "seed": seed, "interval": "95% percentile"}
     return out
@@ -161,8 +222,9 @@ def pct(x: float | None, digits: int = 1) -> str:
 def markdown_table(metrics: dict) -> str:
     """Benchmarks as rows, languages as columns (accuracy in %), then the averages.
 
-    "en retention" is ``average_non_en / accuracy["en"]`` in %; "no answer" the share of
-    outputs with no extractable number."""
+    Each benchmark has a second row, "NAME (last number)": the published protocol's accuracy
+    on the same generations. "en retention" is ``average_non_en / accuracy["en"]`` in %;
+    "no answer" the share of outputs with no extractable number."""
     per = metrics["benchmarks"]
     langs = order_langs(lang for m in per.values() for lang in m["accuracy"])
     head = ["benchmark", *langs, "avg", "non-en avg", "en retention", "no answer"]
@@ -176,6 +238,22 @@ def markdown_table(metrics: dict) -> str:
             pct(m["no_answer_rate"]),
         ]
         lines.append("| " + " | ".join([name, *cells]) + " |")
+        if "accuracy_last_number" in m:
+            acc = m["accuracy_last_number"]
+            non_en, en = m["average_non_en_last_number"], acc.get("en")
+            cells = [pct(acc.get(lang)) for lang in langs]
+            cells += [
+                pct(m["average_last_number"]),
+                pct(non_en),
+                pct(non_en / en if (en and non_en is not None) else None),
+                "–",
+            ]
+            lines.append("| " + " | ".join([f"{name} (last number)", *cells]) + " |")
+    lines.append("")
+    lines.append(
+        "accuracy: slam-align's answer extraction; (last number): the published protocol of QAlign and "
+        "MathOctopus on the same generations (docs/evaluation.md)."
+    )
     lines.append("")
     lines.append("95% bootstrap intervals (accuracy %):")
     lines.append("")

@@ -4,6 +4,10 @@ Any JSONL with ``lang``, ``prediction`` and ``answer`` per line works (``slam ev
 ``predictions.jsonl``, or another tool's output), so old runs benefit from extraction
 fixes. ``slam eval`` computes its own metrics through the same function, which is why
 scoring a run's predictions reproduces its ``metrics.json``.
+
+Every row gets two verdicts: ``correct`` (the project's extraction,
+:func:`~slam_align.evaluate.extract.extract_answer`) and ``correct_last_number`` (the
+published protocol of QAlign and MathOctopus, :func:`~slam_align.evaluate.extract.last_number`).
 """
 
 from __future__ import annotations
@@ -15,13 +19,23 @@ from pathlib import Path
 from slam_align.config import Options, option
 from slam_align.data.benchmarks import parse_gold
 from slam_align.errors import SlamError
-from slam_align.evaluate.extract import answers_match, extract_answer
-from slam_align.evaluate.report import compute_metrics, order_langs, pct
+from slam_align.evaluate.extract import (
+    answers_match,
+    extract_answer,
+    last_number,
+    last_number_correct,
+)
+from slam_align.evaluate.report import compute_metrics, order_langs, pct, scoring_record
 from slam_align.io import dumps_json, read_jsonl
+
+SCORE_FIELDS = ("extracted", "correct", "extracted_last_number", "correct_last_number")
 
 
 def score_row(row: dict, where: str = "row", stop: Sequence[str] | None = None) -> dict:
-    """``row`` plus ``extracted`` and ``correct`` recomputed from ``prediction`` and ``answer``."""
+    """``row`` plus :data:`SCORE_FIELDS` recomputed from ``prediction`` and ``answer``.
+
+    ``answer`` comes back parsed (a float); the published protocol reads the answer as the
+    file writes it (its own extractor on the string), as the peers' scripts do."""
     for name in ("lang", "answer"):
         if row.get(name) is None:
             raise SlamError(f"{where}: missing field '{name}'")
@@ -45,6 +59,8 @@ def score_row(row: dict, where: str = "row", stop: Sequence[str] | None = None) 
         "extracted": extracted,
         "answer": gold,
         "correct": answers_match(extracted, gold),
+        "extracted_last_number": last_number(prediction),
+        "correct_last_number": last_number_correct(prediction, row["answer"]),
     }
 
 
@@ -54,7 +70,9 @@ def score_predictions(rows: Sequence[dict], n_boot: int = 1000, seed: int = 0, s
     for i, r in enumerate(rows):
         where = f"{source}: line {r.get('_line', i + 1)}"
         scored.append({k: v for k, v in score_row(r, where).items() if k != "_line"})
-    return scored, compute_metrics(scored, n_boot=n_boot, seed=seed)
+    metrics = compute_metrics(scored, n_boot=n_boot, seed=seed)
+    metrics["scoring"] = scoring_record()
+    return scored, metrics
 
 
 def read_predictions(path: str | Path) -> list[dict]:
@@ -119,11 +137,21 @@ def format_scores(metrics: dict) -> str:
         for lang in order_langs(m["accuracy"]):
             lo, hi = (m["ci95"]["accuracy"].get(lang) or [None, None])[:2]
             ci = f"  [{pct(lo)}, {pct(hi)}]" if lo is not None else ""
+            last = m.get("accuracy_last_number", {}).get(lang)
             lines.append(
                 f"  {lang:>8}  {pct(m['accuracy'][lang]):>5}%  ({m['correct'][lang]}/{m['n'][lang]}){ci}"
-                f"  no answer {pct(m['no_answer_rate_per_lang'][lang])}%"
+                f"  last number {pct(last):>5}%  no answer {pct(m['no_answer_rate_per_lang'][lang])}%"
             )
-        lines.append(f"  {'average':>8}  {pct(m['average']):>5}%")
+        lines.append(
+            f"  {'average':>8}  {pct(m['average']):>5}%  last number {pct(m.get('average_last_number')):>5}%"
+        )
         if m["average_non_en"] is not None:
-            lines.append(f"  {'non-en':>8}  {pct(m['average_non_en']):>5}%")
+            lines.append(
+                f"  {'non-en':>8}  {pct(m['average_non_en']):>5}%"
+                f"  last number {pct(m.get('average_non_en_last_number')):>5}%"
+            )
+    lines.append(
+        "accuracy: slam-align's extraction; last number: the published protocol of QAlign / MathOctopus "
+        "(docs/evaluation.md)"
+    )
     return "\n".join(lines)

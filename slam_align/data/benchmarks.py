@@ -1,16 +1,21 @@
-"""Benchmarks: MGSM, MSVAMP and the GSM8K test set as one record type, ``Problem``.
+"""Benchmarks as one record type, ``Problem``, loaded from their definitions.
 
-Each benchmark is read either from local files in its original format (``data_dir``) or
-from the Hugging Face hub through ``datasets``. Both routes go through the same row
-parsers, so a gold answer is parsed once, the same way (``2,125`` -> 2125.0, ``8.0`` -> 8.0).
+A benchmark is a data file (:mod:`slam_align.data.definitions`; the built-in ones are
+``slam_align/benchmarks/{mgsm,msvamp,gsm8k,xcsqa}.yaml``): where its files are (local layout,
+hub id/config/split), its languages, the fields of a row and its answer type. One loader
+reads every definition, from local files in their original format (``data_dir``) or from
+the Hugging Face hub through ``datasets``; both routes go through the same row parser, so a
+gold answer is parsed once, the same way (``2,125`` -> 2125.0, ``8.0`` -> 8.0, ``"D"``).
 
-Local layouts (``data_dir`` may be the benchmark folder itself or a parent holding
-``mgsm/``, ``msvamp/``, ``gsm8k/``):
+Built-in local layouts (``data_dir`` may be the benchmark folder itself or a parent holding
+``mgsm/``, ``msvamp/``, ``gsm8k/``, ``X-CSQA/``):
 
 - MGSM: ``mgsm_XX.tsv``, no header, ``question<TAB>answer`` (split on the last TAB).
 - MSVAMP: ``test_<Language>.json``, JSON Lines with ``m_query`` (question), ``response``
   (``"8.0"``) and, except in the English file, ``query`` (the English question).
 - GSM8K: ``test.jsonl`` with ``question`` and ``answer`` (final answer after ``####``).
+- X-CSQA: ``<lang>/dev.jsonl`` (and ``test.jsonl``), ``{id, lang, question: {stem, choices:
+  [{label, text}]}, answerKey}``; Japanese is the folder ``jap``.
 
 ``jsonl:PATH`` reads a local JSONL benchmark (``lang``, ``question``, ``answer``, optional
 ``index`` and ``question_en``), e.g. the synthetic demo world's held-out problems.
@@ -20,37 +25,46 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from slam_align.data.languages import LANGUAGE_NAMES, PAPER_LANGS, parse_langs
+from slam_align.data.definitions import Definition, Split, builtin_names, get_definition, is_definition_file
+from slam_align.data.languages import parse_langs
 from slam_align.errors import SlamError
 from slam_align.io import read_jsonl
 
-BENCHMARKS = ("mgsm", "msvamp", "gsm8k")
-
-BENCHMARK_LANGS: dict[str, tuple[str, ...]] = {
-    "mgsm": ("bn", "th", "sw", "ja", "zh", "de", "fr", "ru", "es", "en", "te"),
-    "msvamp": ("bn", "th", "sw", "ja", "zh", "de", "fr", "ru", "es", "en"),
-    "gsm8k": ("en",),
+BENCHMARKS: tuple[str, ...] = builtin_names()  # ("mgsm", "msvamp", "gsm8k", "xcsqa")
+BENCHMARK_LANGS: dict[str, tuple[str, ...]] = {n: get_definition(n).languages for n in BENCHMARKS}
+# Where each benchmark's evaluation split lives on the hub.
+HUB_IDS: dict[str, str] = {
+    n: d.splits[d.eval_split].hub.path
+    for n in BENCHMARKS
+    if (d := get_definition(n)).splits[d.eval_split].hub
 }
 
-# Where each benchmark lives on the hub (per-language configs; GSM8K's config is "main").
-HUB_IDS: dict[str, str] = {"mgsm": "juletxara/mgsm", "msvamp": "Mathoctopus/MSVAMP", "gsm8k": "openai/gsm8k"}
+Choices = tuple[tuple[str, str], ...]  # ((label, text), ...) in the order shown
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One benchmark problem in one language. ``answer`` is the numeric gold answer."""
+    """One benchmark problem in one language.
+
+    ``answer``: the numeric gold answer (``answer_type`` ``number``), or the gold choice label
+    (``choice``; None in a split whose answers are hidden). ``question`` is what the model is
+    shown: for a choice benchmark the question with its choices (the definition's prompt),
+    ``choices`` the (label, text) pairs. ``question_en``: the same problem in English.
+    """
 
     benchmark: str
     lang: str
     index: int
     question: str
-    answer: float
+    answer: float | str | None
     question_en: str | None = None
+    choices: Choices = ()
+    answer_type: str = "number"
 
     @property
     def id(self) -> str:
@@ -71,8 +85,8 @@ _THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?", re.ASCII)
 def parse_gold(text: Any) -> float:
     """A GOLD answer as a float: ``18``, ``"2,125"`` (English thousands commas), ``"8.0"``, ``"-3"``.
 
-    The one gold-answer parser (benchmarks, ``slam eval``, ``slam score``). Deliberately
-    strict: gold answers are clean, finite numbers written the English way in every
+    The one gold-answer parser of number benchmarks (benchmarks, ``slam eval``, ``slam score``).
+    Deliberately strict: gold answers are clean, finite numbers written the English way in every
     language (MGSM writes ``2,125`` even in its German file), so anything else (words,
     units, several numbers, decimal commas, NaN) is an error rather than a guess. Model
     outputs go through ``slam_align.evaluate.extract`` instead.
@@ -89,6 +103,54 @@ def parse_gold(text: Any) -> float:
     return float(s)
 
 
+def parse_choices(value: Any) -> Choices:
+    """Choices as ((label, text), ...) from any of their forms: a list of ``{label, text}``
+    (X-CSQA's JSONL), ``{label: [...], text: [...]}`` (the hub's rows), or ``{label: text}``
+    (``slam eval``'s predictions). Labels must be distinct, texts non-empty."""
+    if isinstance(value, dict) and set(value) == {"label", "text"} and isinstance(value["label"], list):
+        labels, texts = value["label"], value["text"]
+        if not isinstance(texts, list) or len(labels) != len(texts):
+            raise SlamError(f"'label' and 'text' must be lists of the same length, got {value!r}")
+        pairs = list(zip(labels, texts))
+    elif isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, list) and all(isinstance(c, dict) for c in value):
+        if not all(set(c) >= {"label", "text"} for c in value):
+            raise SlamError(f"every choice needs 'label' and 'text', got {value!r}")
+        pairs = [(c["label"], c["text"]) for c in value]
+    else:
+        raise SlamError(
+            f"expected a list of {{label, text}} or {{label: [...], text: [...]}}, got {type(value).__name__}"
+        )
+    if len(pairs) < 2:
+        raise SlamError(f"expected at least two choices, got {len(pairs)}")
+    out = []
+    for label, text in pairs:
+        if not isinstance(label, str) or not label.strip():
+            raise SlamError(f"a choice label must be a non-empty string, got {label!r}")
+        if not isinstance(text, str) or not text.strip():
+            raise SlamError(f"choice {label!r} has no text (got {text!r})")
+        out.append((label.strip(), text.strip()))
+    labels = [lab for lab, _ in out]
+    if len(set(labels)) != len(labels):
+        raise SlamError(f"choice labels must be distinct, got {', '.join(labels)}")
+    return tuple(out)
+
+
+def parse_choice_gold(value: Any, choices: Choices) -> str:
+    """A gold choice label (``"D"``, ``" d "`` -> ``"D"`` when the labels are upper case): one of
+    the labels of ``choices``."""
+    labels = [lab for lab, _ in choices]
+    if not isinstance(value, str) or not value.strip():
+        raise SlamError(f"not a choice label: {value!r}; expected one of {', '.join(labels)}")
+    s = value.strip()
+    if s not in labels and s.upper() in labels:
+        s = s.upper()
+    if s not in labels:
+        raise SlamError(f"not a choice label: {value!r}; expected one of {', '.join(labels)}")
+    return s
+
+
 def _gold(value: Any, where: str) -> float:
     try:
         return parse_gold(value)
@@ -96,17 +158,21 @@ def _gold(value: Any, where: str) -> float:
         raise SlamError(f"{where}: {e}") from None
 
 
-def _gsm8k_final(answer: Any, where: str) -> float:
-    """GSM8K solutions end with ``#### <number>``."""
-    if not isinstance(answer, str) or "####" not in answer:
-        raise SlamError(f"{where}: field 'answer' has no '#### <number>' final line")
-    return _gold(answer.rsplit("####", 1)[1], f"{where}: field 'answer'")
+def _get(row: dict, name: str) -> Any:
+    """``row[name]``; a dotted name reaches into nested objects (``question.stem``)."""
+    value: Any = row
+    for part in name.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
 
 
 def _field(row: dict, name: str, where: str) -> Any:
-    if name not in row or row[name] is None:
+    value = _get(row, name)
+    if value is None:
         raise SlamError(f"{where}: missing field '{name}'")
-    return row[name]
+    return value
 
 
 def _text(row: dict, name: str, where: str) -> str:
@@ -117,33 +183,62 @@ def _text(row: dict, name: str, where: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# Row parsers: shared by the local files and the hub (rows are dicts either way)
+# Rows -> problems, as the definition says (shared by the local files and the hub)
 # ---------------------------------------------------------------------------------------
 
 
-def mgsm_problem(row: dict, lang: str, index: int, where: str, question_en: str | None = None) -> Problem:
-    """An MGSM row: local TSV rows are ``{question, answer}``; hub rows carry ``answer_number``."""
-    question = _text(row, "question", where)
-    if row.get("answer_number") is not None:
-        answer = _gold(row["answer_number"], f"{where}: field 'answer_number'")
-    else:
-        answer = _gold(_field(row, "answer", where), f"{where}: field 'answer'")
-    if lang == "en":
-        question_en = question
-    return Problem("mgsm", lang, index, question, answer, question_en)
+def _number_answer(d: Definition, row: dict, where: str) -> float:
+    spec = d.fields["answer"]
+    names = (spec,) if isinstance(spec, str) else spec
+    marker = d.fields.get("answer_after")
+    for name in names[:-1]:  # alternatives: the first one present wins (MGSM: answer_number, answer)
+        if _get(row, name) is not None:
+            return _gold(_get(row, name), f"{where}: field '{name}'")
+    name = names[-1]
+    if marker:  # GSM8K: the number after "#### " on the solution's last line
+        value = _get(row, name)
+        if not isinstance(value, str) or marker not in value:
+            raise SlamError(f"{where}: field '{name}' has no '{marker} <number>' final line")
+        return _gold(value.rsplit(marker, 1)[1], f"{where}: field '{name}'")
+    return _gold(_field(row, name, where), f"{where}: field '{name}'")
 
 
-def msvamp_problem(row: dict, lang: str, index: int, where: str) -> Problem:
-    question = _text(row, "m_query", where)
-    answer = _gold(_field(row, "response", where), f"{where}: field 'response'")
-    # Non-English files keep the English SVAMP question in `query`; the English file has none.
-    question_en = question if lang == "en" else (row.get("query") or None)
-    return Problem("msvamp", lang, index, question, answer, question_en)
+@dataclass(frozen=True)
+class _Parsed:
+    """One row read as the definition says, before it is placed among its language's problems."""
+
+    question: str
+    answer: float | str | None
+    choices: Choices = ()
+    key: str | None = None  # the row's id (parallel: id)
+    question_en: str | None = None  # from a field of the row (MSVAMP's query)
 
 
-def gsm8k_problem(row: dict, lang: str, index: int, where: str) -> Problem:
-    question = _text(row, "question", where)
-    return Problem("gsm8k", "en", index, question, _gsm8k_final(row.get("answer"), where), question)
+def parse_row(d: Definition, row: dict, where: str, labelled: bool = True) -> _Parsed:
+    """A row of ``d`` (a dict, local or hub) -> question, gold answer, choices; errors name ``where``."""
+    f = d.fields
+    key = None
+    if f.get("id"):
+        key = str(_field(row, f["id"], where)).strip()
+    if d.answer_type == "choice":
+        stem = _text(row, f["question"], where)
+        try:
+            choices = parse_choices(_field(row, f["choices"], where))
+        except SlamError as e:
+            raise SlamError(f"{where}: field '{f['choices']}': {e}") from None
+        answer = None
+        if labelled:
+            try:
+                answer = parse_choice_gold(_get(row, f["answer"]), choices)
+            except SlamError as e:
+                raise SlamError(f"{where}: field '{f['answer']}': {e}") from None
+        assert d.prompt is not None
+        return _Parsed(d.prompt.render(stem, choices), answer, choices, key)
+    question = _text(row, f["question"], where)
+    answer = _number_answer(d, row, where) if labelled else None
+    q_en = f.get("question_en")
+    from_field = q_en if isinstance(q_en, str) and q_en != "parallel" else None
+    return _Parsed(question, answer, (), key, (_get(row, from_field) or None) if from_field else None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -151,10 +246,10 @@ def gsm8k_problem(row: dict, lang: str, index: int, where: str) -> Problem:
 # ---------------------------------------------------------------------------------------
 
 
-def read_mgsm_tsv(path: Path) -> list[dict]:
+def read_mgsm_tsv(path: Path, what: str = "MGSM file") -> list[dict]:
     """``question<TAB>answer`` lines (no header); split on the LAST tab."""
     if not path.is_file():
-        raise SlamError(f"{path}: MGSM file not found")
+        raise SlamError(f"{path}: {what} not found")
     rows = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -171,50 +266,27 @@ def _read_jsonl_rows(path: Path) -> list[dict]:
     return read_jsonl(path, line_key="_line")
 
 
-def _benchmark_dir(name: str, data_dir: str | Path, marker: str) -> Path:
-    """``data_dir`` itself when it holds ``marker``, else ``data_dir/<name>``."""
+def _read_local(fmt: str, path: Path, name: str) -> list[dict]:
+    if fmt == "tsv":
+        return read_mgsm_tsv(path, f"{name.upper() if name == 'mgsm' else name} file")
+    return _read_jsonl_rows(path)
+
+
+def _benchmark_dir(d: Definition, split: Split, data_dir: str | Path) -> Path:
+    """``data_dir`` itself when it holds the split's files, else ``data_dir/<folder>``."""
+    assert split.local is not None
     root = Path(data_dir)
     if not root.is_dir():
         raise SlamError(f"{root}: --data-dir is not a directory")
-    for candidate in (root, root / name):
+    candidates = (
+        [root, *(root / f for f in split.local.folders)] if split.local.folders else [root, root / d.name]
+    )
+    marker = split.local.marker
+    for candidate in candidates:
         if list(candidate.glob(marker)):
             return candidate
-    raise SlamError(f"{root}: no {name} files found (expected {marker} in {root} or in {root / name})")
-
-
-def _msvamp_file(folder: Path, lang: str) -> Path:
-    return folder / f"test_{LANGUAGE_NAMES[lang]}.json"
-
-
-def _load_local(name: str, lang: str, data_dir: str | Path) -> list[Problem]:
-    if name == "mgsm":
-        folder = _benchmark_dir(name, data_dir, "mgsm_*.tsv")
-        path = folder / f"mgsm_{lang}.tsv"
-        rows = read_mgsm_tsv(path)
-        english = _mgsm_english_local(folder) if lang != "en" else None
-        return [
-            mgsm_problem(r, lang, i, f"{path}: line {r['_line']}", _pick(english, i))
-            for i, r in enumerate(rows)
-        ]
-    if name == "msvamp":
-        path = _msvamp_file(_benchmark_dir(name, data_dir, "test_*.json"), lang)
-        rows = _read_jsonl_rows(path)
-        return [msvamp_problem(r, lang, i, f"{path}: line {r['_line']}") for i, r in enumerate(rows)]
-    path = _benchmark_dir(name, data_dir, "test.jsonl") / "test.jsonl"
-    rows = _read_jsonl_rows(path)
-    return [gsm8k_problem(r, lang, i, f"{path}: line {r['_line']}") for i, r in enumerate(rows)]
-
-
-def _mgsm_english_local(folder: Path) -> list[str] | None:
-    """MGSM is parallel: row i of every file is row i of ``mgsm_en.tsv``."""
-    path = folder / "mgsm_en.tsv"
-    if not path.is_file():
-        return None
-    return [r["question"].strip() for r in read_mgsm_tsv(path)]
-
-
-def _pick(items: list[str] | None, i: int) -> str | None:
-    return items[i] if items is not None and i < len(items) else None
+    where = " or in ".join(str(c) for c in candidates)
+    raise SlamError(f"{root}: no {d.name} files found (expected {marker} in {where})")
 
 
 # ---------------------------------------------------------------------------------------
@@ -247,46 +319,129 @@ def hub_rows(
     return [dict(r) for r in ds]
 
 
-def hub_source(name: str, lang: str) -> dict[str, Any]:
-    """``datasets.load_dataset`` arguments for one benchmark language on the hub."""
-    if name == "gsm8k":
-        return {"path": HUB_IDS[name], "name": "main", "split": "test"}
-    return {"path": HUB_IDS[name], "name": lang, "split": "test"}
+def hub_source(name: str, lang: str, split: str | None = None) -> dict[str, Any]:
+    """``datasets.load_dataset`` arguments for one benchmark language (and split) on the hub."""
+    d = get_definition(name)
+    s = d.splits[split or d.eval_split]
+    if s.hub is None:
+        raise SlamError(f"{d.name}: split '{s.name}' is not on the hub; pass --data-dir DIR with its files")
+    return {
+        "path": s.hub.path,
+        "name": d.fill(s.hub.name, lang) if s.hub.name else None,
+        "split": s.hub.split,
+    }
 
 
-def _load_hub(name: str, lang: str) -> list[Problem]:
-    src = hub_source(name, lang)
+def _hub_split_rows(d: Definition, split: Split, lang: str) -> tuple[list[dict], str]:
+    """(rows, where-prefix). A script-based repository (MGSM's ``juletxara/mgsm``), which recent
+    ``datasets`` releases no longer run: the repository's own file is fetched and read instead."""
+    src = hub_source(d.name, lang, split.name)
     where = f"{src['path']} ({src.get('name') or lang})"
-    if name == "mgsm":
-        rows = _mgsm_hub_rows(lang)
-        english = None
-        if lang != "en":
-            english = [str(r.get("question", "")).strip() for r in _mgsm_hub_rows("en")]
-        return [mgsm_problem(r, lang, i, f"{where} row {i}", _pick(english, i)) for i, r in enumerate(rows)]
-    rows = hub_rows(**src)
-    parse = msvamp_problem if name == "msvamp" else gsm8k_problem
-    return [parse(r, lang, i, f"{where} row {i}") for i, r in enumerate(rows)]
-
-
-def _mgsm_hub_rows(lang: str) -> list[dict]:
-    """``juletxara/mgsm`` per-language config; its repo also holds the original TSVs.
-
-    The repo is script-based, which recent ``datasets`` releases no longer run; then the
-    TSV file itself is fetched from the same repo and parsed like a local file.
-    """
-    src = hub_source("mgsm", lang)
     try:
-        return hub_rows(**src)
+        return hub_rows(**src), where
     except SlamError as first:
-        if "script" not in str(first).lower():  # offline or unknown: no second slow attempt
-            raise
+        if split.hub is None or not split.hub.file or "script" not in str(first).lower():
+            raise  # offline or unknown: no second slow attempt
         try:
             from huggingface_hub import hf_hub_download
 
-            path = hf_hub_download(src["path"], f"mgsm_{lang}.tsv", repo_type="dataset")
+            path = hf_hub_download(src["path"], d.fill(split.hub.file, lang), repo_type="dataset")
         except Exception:
             raise first from None
-        return read_mgsm_tsv(Path(path))
+        assert split.local is not None
+        return _read_local(split.local.format, Path(path), d.name), where
+
+
+# ---------------------------------------------------------------------------------------
+# One definition, one split: problems per language
+# ---------------------------------------------------------------------------------------
+
+
+class _SplitReader:
+    """Reads one split of a definition, language by language, from ``data_dir`` or the hub."""
+
+    def __init__(self, d: Definition, split: Split, data_dir: str | Path | None):
+        self.d, self.split, self.data_dir = d, split, data_dir
+        self._rows: dict[str, list[tuple[str, dict]]] = {}
+        self._english: dict[str, Any] = {}
+        if data_dir is not None and split.local is None:
+            raise SlamError(
+                f"{d.name}: split '{split.name}' has no local files in its definition; drop --data-dir"
+            )
+        if data_dir is None and split.hub is None:
+            raise SlamError(
+                f"{d.name}: split '{split.name}' is not on the hub; pass --data-dir DIR with its files"
+            )
+
+    def _path(self, lang: str) -> Path:
+        assert self.split.local is not None
+        return _benchmark_dir(self.d, self.split, self.data_dir) / self.d.fill(self.split.local.file, lang)
+
+    def rows(self, lang: str) -> list[tuple[str, dict]]:
+        """(where, row) of ``lang``'s file or hub config, in order."""
+        if lang not in self._rows:
+            if self.data_dir is not None:
+                assert self.split.local is not None
+                path = self._path(lang)
+                rows = _read_local(self.split.local.format, path, self.d.name)
+                self._rows[lang] = [(f"{path}: line {r['_line']}", r) for r in rows]
+            else:
+                rows, where = _hub_split_rows(self.d, self.split, lang)
+                self._rows[lang] = [(f"{where} row {i}", r) for i, r in enumerate(rows)]
+        return self._rows[lang]
+
+    def english(self):
+        """The English problems this split's languages are parallel to: by index, a list of
+        questions; by id, ``{id: (index, question)}``; None when there is no English file."""
+        if "en" in self._english:
+            return self._english["en"]
+        if self.data_dir is not None and not self._path("en").is_file():
+            value = None
+        elif self.d.parallel == "index":  # the English question texts, as written
+            value = [str(_get(r, self.d.fields["question"]) or "").strip() for _, r in self.rows("en")]
+        else:
+            value = {}
+            for i, (where, r) in enumerate(self.rows("en")):
+                parsed = parse_row(self.d, r, where, labelled=False)
+                value.setdefault(parsed.key, (i, parsed.question))
+        self._english["en"] = value
+        return value
+
+    def problems(self, lang: str) -> list[Problem]:
+        d, q_en_spec = self.d, self.d.fields.get("question_en")
+        english = self.english() if (q_en_spec == "parallel" or d.parallel == "id") and lang != "en" else None
+        out, seen = [], set()
+        for i, (where, row) in enumerate(self.rows(lang)):
+            parsed = parse_row(d, row, where, self.split.labelled)
+            index, question_en = i, parsed.question_en
+            if d.parallel == "id":
+                if parsed.key in seen:
+                    raise SlamError(f"{where}: duplicate id '{parsed.key}'")
+                seen.add(parsed.key)
+                if english is not None:
+                    if parsed.key not in english:
+                        raise SlamError(
+                            f"{where}: id '{parsed.key}' has no English row ({d.name}'s languages are parallel by id)"
+                        )
+                    index, english_question = english[parsed.key]
+                    question_en = english_question if q_en_spec == "parallel" else question_en
+            elif q_en_spec == "parallel" and english is not None:
+                question_en = english[i] if i < len(english) else None
+            if lang == "en":
+                question_en = parsed.question
+            out.append(
+                Problem(
+                    d.name,
+                    lang,
+                    index,
+                    parsed.question,
+                    parsed.answer,
+                    question_en,
+                    parsed.choices,
+                    d.answer_type,
+                )
+            )
+        return sorted(out, key=lambda p: p.index) if d.parallel == "id" else out
 
 
 # ---------------------------------------------------------------------------------------
@@ -347,17 +502,21 @@ def load_jsonl_benchmark(path: str | Path, langs: Iterable[str] | None = None) -
 
 
 def resolve_langs(name: str, langs: str | Iterable[str] | None) -> list[str]:
-    """None -> the paper's languages this benchmark has; 'all' -> every language it has."""
-    if name not in BENCHMARK_LANGS:
-        raise SlamError(f"unknown benchmark '{name}'; expected one of: {', '.join(BENCHMARKS)} or jsonl:PATH")
-    available = BENCHMARK_LANGS[name]
+    """None -> the benchmark's default languages (MGSM, MSVAMP: the paper's 10 it has; X-CSQA:
+    all 16); 'all' -> every language it has."""
+    d = get_definition(name)
     if langs is None:
-        return [lang for lang in PAPER_LANGS if lang in available]
+        return list(d.default_langs)
     value = langs if isinstance(langs, str) else list(langs)
     try:
-        return parse_langs(value, allowed=available)
+        return parse_langs(value, allowed=d.languages)
     except SlamError as e:
-        raise SlamError(f"{name}: {e}") from None
+        raise SlamError(f"{d.name}: {e}") from None
+
+
+def benchmark_languages(name: str) -> tuple[str, ...] | None:
+    """The languages a benchmark has (None for a ``jsonl:`` file: whatever it holds)."""
+    return None if name.startswith("jsonl:") else get_definition(name).languages
 
 
 def load_benchmark(
@@ -365,30 +524,35 @@ def load_benchmark(
     langs: str | Iterable[str] | None = None,
     data_dir: str | Path | None = None,
     limit: int | None = None,
+    split: str | None = None,
 ) -> list[Problem]:
-    """Problems of ``name`` (``mgsm``, ``msvamp``, ``gsm8k`` or ``jsonl:PATH``), language by language.
+    """Problems of ``name`` (``mgsm``, ``msvamp``, ``gsm8k``, ``xcsqa``, a definition file
+    ``PATH.yaml`` or ``jsonl:PATH``), language by language.
 
     ``data_dir``: local files (the benchmark folder or a parent of ``mgsm/`` ...); None reads
     the hub. ``limit``: the first N problems of every language (the same indices in each,
-    so parallel questions stay parallel). Languages keep the order asked for.
+    so parallel questions stay parallel). Languages keep the order asked for. ``split``:
+    another split of the definition than its evaluation split (X-CSQA's ``test``, whose
+    answers are hidden: its problems have ``answer`` None).
     """
     if limit is not None and limit < 1:
         raise SlamError(f"--limit must be a positive integer, got {limit}")
     if name.startswith("jsonl:"):
+        if split is not None:
+            raise SlamError(f"{name}: a jsonl: benchmark has no splits")
         problems = load_jsonl_benchmark(name[len("jsonl:") :], langs)
         return _limit(problems, limit)
-    name = name.strip().lower()
-    codes = resolve_langs(name, langs)
-    loader: Callable[[str], list[Problem]]
-    if data_dir is not None:
-        loader = lambda lang: _load_local(name, lang, data_dir)  # noqa: E731
-    else:
-        loader = lambda lang: _load_hub(name, lang)  # noqa: E731
+    d = get_definition(name if is_definition_file(name) else name.strip().lower())
+    codes = resolve_langs(d.name, langs)
+    split = split or d.eval_split
+    if split not in d.splits:
+        raise SlamError(f"{d.name}: no split '{split}'; expected one of: {', '.join(d.splits)}")
+    reader = _SplitReader(d, d.splits[split], data_dir)
     problems: list[Problem] = []
     for lang in codes:
-        rows = loader(lang)
+        rows = reader.problems(lang)
         if not rows:
-            raise SlamError(f"{name} ({lang}): no problems found")
+            raise SlamError(f"{d.name} ({lang}): no problems found")
         problems += rows
     return _limit(problems, limit)
 
@@ -406,14 +570,13 @@ def _limit(problems: list[Problem], limit: int | None) -> list[Problem]:
 
 
 def parse_benchmarks(value: str | Iterable[str]) -> list[str]:
-    """'mgsm,msvamp' or a list -> checked benchmark names (``jsonl:PATH`` kept as is)."""
+    """'mgsm,msvamp' or a list -> checked benchmark names (``jsonl:PATH`` and ``PATH.yaml`` kept as is)."""
     items = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if v.strip()]
     items = list(dict.fromkeys(items))  # "mgsm,mgsm" is mgsm once
     if not items:
         raise SlamError("empty benchmark list; expected e.g. 'mgsm,msvamp'")
     for item in items:
-        if not item.startswith("jsonl:") and item.lower() not in BENCHMARKS:
-            raise SlamError(
-                f"unknown benchmark '{item}'; expected one of: {', '.join(BENCHMARKS)} or jsonl:PATH"
-            )
+        if item.startswith("jsonl:"):
+            continue
+        get_definition(item if is_definition_file(item) else item.lower())  # unknown names: one clear line
     return items

@@ -19,6 +19,15 @@ LANGUAGE_NAMES: dict[str, str] = {
     "es": "Spanish",
     "en": "English",
     "te": "Telugu",
+    # the other languages of X-CSQA (16: en zh de es fr it ja nl pl pt ru ar vi hi sw ur)
+    "it": "Italian",
+    "nl": "Dutch",
+    "pl": "Polish",
+    "pt": "Portuguese",
+    "ar": "Arabic",
+    "vi": "Vietnamese",
+    "hi": "Hindi",
+    "ur": "Urdu",
 }
 
 

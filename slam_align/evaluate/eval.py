@@ -28,13 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slam_align.config import Options, option, options_to_dict
-from slam_align.data.benchmarks import parse_gold
+from slam_align.data.definitions import find_definition
 from slam_align.data.prompts import DEFAULT_PROMPT, get_prompt
 from slam_align.errors import SlamError
+from slam_align.evaluate.answers import ANSWER_TYPES, scoring_record
 from slam_align.evaluate.checkpoints import by_step_markdown, evaluate_checkpoints
 from slam_align.evaluate.extract import stop_sequences
 from slam_align.evaluate.generate import BACKENDS, length_sorted_batches, make_backend
-from slam_align.evaluate.report import compute_metrics, markdown_table, metrics_chart, pct, scoring_record
+from slam_align.evaluate.report import compute_metrics, markdown_table, metrics_chart, pct
 from slam_align.evaluate.score import SCORE_FIELDS, score_row
 from slam_align.io import (
     atomic_write_json,
@@ -66,7 +67,9 @@ class Protocol:
 
     name: str
     description: str
-    max_new_tokens: dict[str, int]  # benchmark -> budget; "*" for any other
+    # benchmark -> budget; "*" for any other. A benchmark definition may set its own budget under
+    # a protocol (X-CSQA under paper: 1024, as SLAM's X-CSQA evaluator), used where this has none.
+    max_new_tokens: dict[str, int]
     stop_at_run_on: bool  # stop (and cut) at the template's and the generic run-on markers
     prompts: tuple[str, ...] | None = None  # the prompts it allows (None: any)
     cot: bool | None = None  # the CoT setting it requires (None: either)
@@ -74,7 +77,20 @@ class Protocol:
     def budget(self, benchmark: str, override: int | None = None) -> int:
         if override is not None:
             return override
-        return self.max_new_tokens.get(benchmark.lower(), self.max_new_tokens["*"])
+        if benchmark.lower() in self.max_new_tokens:
+            return self.max_new_tokens[benchmark.lower()]
+        definition = find_definition(benchmark)
+        own = definition.budget(self.name) if definition is not None else None
+        return own if own is not None else self.max_new_tokens["*"]
+
+    def own_budgets(self, benchmarks: list[str]) -> dict[str, int]:
+        """The budgets that ``benchmarks``' definitions set under this protocol."""
+        out = {}
+        for b in benchmarks:
+            definition = find_definition(b)
+            if b.lower() not in self.max_new_tokens and definition and definition.budget(self.name):
+                out[b] = definition.budget(self.name)
+        return out
 
 
 PROTOCOLS: dict[str, Protocol] = {
@@ -109,13 +125,16 @@ class EvalOptions(Options):
     model: str = option(help="model to evaluate: hub id or local directory")
     output: str = option(help="run directory (predictions.jsonl, metrics.json, results.md, accuracy.png)")
     benchmark: list[str] = option(
-        ["mgsm", "msvamp"], help="benchmarks, comma-separated: mgsm, msvamp, gsm8k, jsonl:PATH"
+        ["mgsm", "msvamp"],
+        help="benchmarks, comma-separated: mgsm, msvamp, gsm8k, xcsqa, a definition file PATH.yaml, jsonl:PATH",
     )
     langs: list[str] | None = option(
-        None, help="languages, comma-separated (default: the paper's 10 that each benchmark has; 'all')"
+        None,
+        help="languages, comma-separated (default: each benchmark's own: the paper's 10 that MGSM and MSVAMP "
+        "have, X-CSQA's 16; 'all')",
     )
     data_dir: str | None = option(
-        None, help="local benchmark files (folder of mgsm/, msvamp/, gsm8k/); default: hub"
+        None, help="local benchmark files (folder of mgsm/, msvamp/, gsm8k/, X-CSQA/); default: hub"
     )
     limit: int | None = option(None, help="only the first N problems of every language", at_least=1)
     prompt: str = option(
@@ -128,12 +147,13 @@ class EvalOptions(Options):
         "slam",
         choices=list(PROTOCOLS),
         help="generation settings: slam (this project's: stop at run-on text) or paper (the published "
-        "QAlign/MathOctopus scripts': 600 new tokens on MGSM, 300 on MSVAMP, EOS only, Alpaca prompt, "
+        "scripts': 600 new tokens on MGSM, 300 on MSVAMP, 1024 on X-CSQA, EOS only, Alpaca prompt, "
         "no CoT), see docs/evaluation.md",
     )
     max_new_tokens: int | None = option(
         None,
-        help="generation budget per problem (default: the protocol's: 512; paper: 600 MGSM, 300 MSVAMP)",
+        help="generation budget per problem (default: the protocol's: 512; paper: 600 MGSM, 300 MSVAMP, "
+        "1024 X-CSQA)",
         at_least=1,
     )
     checkpoints: list[str] | None = option(
@@ -190,26 +210,24 @@ def _check_with_problems(options: EvalOptions) -> None:
 
 def load_problems(options: EvalOptions) -> tuple[list, list[str]]:
     """(problems, benchmark names in order). With several benchmarks, each gets the asked
-    languages it has (MSVAMP has no Telugu, GSM8K is English only)."""
-    from slam_align.data.benchmarks import BENCHMARK_LANGS, load_benchmark, parse_benchmarks
+    languages it has (MSVAMP has no Telugu, GSM8K is English only, X-CSQA has no Bengali)."""
+    from slam_align.data.benchmarks import benchmark_languages, load_benchmark, parse_benchmarks
 
     names = parse_benchmarks(options.benchmark)
     langs = options.langs
     problems, order = [], []
     for name in names:
         wanted = langs
-        key = name.lower()
-        if langs and langs != ["all"] and len(names) > 1 and key in BENCHMARK_LANGS:
-            wanted = [lang for lang in langs if lang in BENCHMARK_LANGS[key]]
+        available = benchmark_languages(name)
+        if langs and langs != ["all"] and len(names) > 1 and available is not None:
+            wanted = [lang for lang in langs if lang in available]
             if not wanted:
                 log.warning("%s has none of the languages %s: skipped", name, ",".join(langs))
                 continue
-            skipped = [lang for lang in langs if lang not in BENCHMARK_LANGS[key]]
+            skipped = [lang for lang in langs if lang not in available]
             if skipped:
                 log.info("%s has no %s: those languages are skipped for it", name, ",".join(skipped))
-        rows = load_benchmark(
-            name if name.startswith("jsonl:") else key, wanted, options.data_dir, options.limit
-        )
+        rows = load_benchmark(name, wanted, options.data_dir, options.limit)
         if not rows:
             raise SlamError(f"{name}: no problems to evaluate")
         problems += rows
@@ -245,9 +263,13 @@ def generation_settings(options: EvalOptions, template, benchmarks: list[str]) -
     """How the generations were made: recorded in metrics.json (``generation``)."""
     protocol = PROTOCOLS[options.protocol]
     stop = list(stop_sequences(template)) if protocol.stop_at_run_on else []
+    description = protocol.description
+    own = {} if options.max_new_tokens is not None else protocol.own_budgets(benchmarks)
+    if own:  # X-CSQA under paper: its own evaluator's budget
+        description += "; " + ", ".join(f"{n} new tokens on {b} (its definition)" for b, n in own.items())
     return {
         "protocol": protocol.name,
-        "protocol_description": protocol.description,
+        "protocol_description": description,
         "decoding": "greedy",
         "max_new_tokens": {b: protocol.budget(b, options.max_new_tokens) for b in benchmarks},
         "stop": "EOS, and the run-on markers below (question markers only after a digit)"
@@ -327,7 +349,7 @@ def _check_same_problems(existing: list[dict], problems, path: Path) -> None:
         p = current.get(row["id"])
         if p is None:
             continue
-        if row.get("question") != p.question or _gold_or_none(row.get("answer")) != p.answer:
+        if row.get("question") != p.question or _gold_or_none(row, p) != p.answer:
             what = "question" if row.get("question") != p.question else "gold answer"
             raise SlamError(
                 f"{path}: {row['id']} was generated for a different {what} than the benchmark has now; "
@@ -335,11 +357,25 @@ def _check_same_problems(existing: list[dict], problems, path: Path) -> None:
             )
 
 
-def _gold_or_none(value) -> float | None:
+def _gold_or_none(row: dict, problem) -> float | str | None:
+    """The saved row's gold answer, read as the problem's answer type (None when unreadable)."""
+    kind = ANSWER_TYPES[problem.answer_type]
     try:
-        return parse_gold(value)
+        kind.check_row(row)
+        return kind.parse_gold(row.get("answer"), row)
     except SlamError:
         return None
+
+
+def _row(p, prediction: str, num_tokens: int) -> dict:
+    """A predictions line before scoring; a choice problem also records its choices and answer type."""
+    row = {"benchmark": p.benchmark, "lang": p.lang, "id": p.id, "index": p.index, "question": p.question}
+    if p.answer_type != "number":
+        row["choices"] = dict(p.choices)
+    row.update({"prediction": prediction, "answer": p.answer, "num_tokens": num_tokens})
+    if p.answer_type != "number":
+        row["answer_type"] = p.answer_type
+    return row
 
 
 def generate_missing(options: EvalOptions, problems, out: Path, timing: dict) -> None:
@@ -381,16 +417,7 @@ def generate_missing(options: EvalOptions, problems, out: Path, timing: dict) ->
             lines = []
             for i, g in zip(batch, gens):
                 p = todo[i]
-                row = {
-                    "benchmark": p.benchmark,
-                    "lang": p.lang,
-                    "id": p.id,
-                    "index": p.index,
-                    "question": p.question,
-                    "prediction": g.text,
-                    "answer": p.answer,
-                    "num_tokens": g.num_tokens,
-                }
+                row = _row(p, g.text, g.num_tokens)
                 scored = score_row(row, where=p.id)
                 row.update({k: scored[k] for k in SCORE_FIELDS})
                 lines.append(dumps_json(row, indent=None) + "\n")
@@ -465,7 +492,7 @@ def _evaluate_in(out: Path, options: EvalOptions, template, problems, order, sta
         "protocol": options.protocol,
         **metrics,
         "generation": generation_settings(options, template, order),
-        "scoring": scoring_record(),
+        "scoring": scoring_record([p.answer_type for p in problems]),
         "training": training_record(options.model),
     }
     atomic_write_json(out / "metrics.json", metrics)
@@ -482,10 +509,13 @@ def _evaluate_in(out: Path, options: EvalOptions, template, problems, order, sta
 
 
 def _write_readme(out: Path, options: EvalOptions, metrics: dict, timing: dict, table: str) -> None:
+    published = "last number"
+    if metrics.get("answer_type") == "choice":
+        published = '"The answer is (X)."'
     summary = (
         f"average {pct(metrics['average'])}%, non-English average {pct(metrics['average_non_en'])}%, "
         f"no extractable answer in {pct(metrics['no_answer_rate'])}% of outputs ({metrics['benchmark']}); "
-        f"the published protocol (last number) reads an average of {pct(metrics.get('average_last_number'))}%"
+        f"the published protocol ({published}) reads an average of {pct(metrics.get('average_last_number'))}%"
     )
     gen = metrics["generation"]
     budget = ", ".join(f"{b} {n}" for b, n in gen["max_new_tokens"].items())

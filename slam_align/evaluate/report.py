@@ -16,8 +16,9 @@ Shape (per benchmark, and the first benchmark's copied to the top level)::
     n, correct          {lang: count}
 
 and the same accuracy under the published protocol (QAlign / MathOctopus: the last number
-of the output, :func:`slam_align.evaluate.extract.last_number`), when the rows carry its
-verdict (``correct_last_number``)::
+of the output, :func:`slam_align.evaluate.extract.last_number`; for a choice benchmark SLAM's
+"The answer is (X).", :func:`slam_align.evaluate.choice.answer_is_choice`), when the rows carry
+its verdict (``correct_last_number``)::
 
     accuracy_last_number        {lang: fraction}
     average_last_number         mean over languages
@@ -29,7 +30,8 @@ verdict (``correct_last_number``)::
 every language holds the same problem indices (MGSM, MSVAMP: parallel translations) the
 resampling draws problems jointly across languages (a paired bootstrap), so the interval
 of an average reflects that its languages share problems; otherwise each language is
-resampled on its own.
+resampled on its own. A choice benchmark's block also says ``"answer_type": "choice"`` (a
+block without the key is a number benchmark's, as in every metrics file written before).
 """
 
 from __future__ import annotations
@@ -40,15 +42,18 @@ from pathlib import Path
 import numpy as np
 
 from slam_align.data.languages import PAPER_LANGS
-from slam_align.evaluate.extract import EXTRACTOR, LAST_NUMBER, PEER_TOLERANCE, base_language
+from slam_align.evaluate.answers import ANSWER_TYPES
+from slam_align.evaluate.extract import base_language
 
-_LANG_ORDER = {code: i for i, code in enumerate((*PAPER_LANGS[:-1], "te", "en"))}
+_LANG_ORDER = {code: i for i, code in enumerate((*PAPER_LANGS[:-1], "te"))}
 
 
 def lang_sort_key(lang: str) -> tuple:
-    """The paper's table order (low-resource first, English last); synthetic codes beside theirs."""
+    """The paper's table order (low-resource first), then the other languages alphabetically
+    (X-CSQA's it nl pl ...), English last; synthetic codes beside theirs."""
     base = base_language(lang)
-    return (_LANG_ORDER.get(base, len(_LANG_ORDER)), base, lang)
+    group = 2 if base == "en" else 0 if base in _LANG_ORDER else 1
+    return (group, _LANG_ORDER.get(base, 0), base, lang)
 
 
 def order_langs(langs) -> list[str]:
@@ -134,6 +139,9 @@ def benchmark_metrics(rows: Sequence[dict], n_boot: int = 1000, seed: int = 0) -
     }
     if rows and all("correct_last_number" in r for r in rows):
         out.update(_last_number_metrics(rows, langs, non_en, n, n_boot, seed, ci))
+    types = {r.get("answer_type", "number") for r in rows}
+    if types != {"number"}:
+        out["answer_type"] = "/".join(sorted(types))
     return out
 
 
@@ -154,25 +162,6 @@ def _last_number_metrics(rows, langs, non_en, n, n_boot: int, seed: int, ci: dic
     }
 
 
-def scoring_record() -> dict:
-    """What produced the two accuracies: recorded in every metrics.json."""
-    return {
-        "accuracy": {
-            "extractor": EXTRACTOR,
-            "rule": "slam-align's answer extraction (docs/evaluation.md); right when "
-            "|pred - gold| <= 1e-4 (or 1e-6 relative); no number is wrong",
-        },
-        "accuracy_last_number": {
-            "extractor": LAST_NUMBER,
-            "rule": "the published protocol: the last number of the output after removing digit-group "
-            f"commas; right when |gold - pred| < {PEER_TOLERANCE:g}; no number is wrong",
-            "follows": "QAlign evaluate/scripts/mgsm_test.py:96-100,202-209 and svamp_test.py:84-88,183-190 "
-            "@ a65ee638; MathOctopus step1_supervised_finetuning/generate_and_eval.py:94-98,198-205 and "
-            "svamp_test.py:84-88,183-190 @ 4d385db6",
-        },
-    }
-
-
 TOP_LEVEL_KEYS = (
     "accuracy",
     "average",
@@ -187,6 +176,7 @@ TOP_LEVEL_KEYS = (
     "average_last_number",
     "average_non_en_last_number",
     "correct_last_number",
+    "answer_type",
 )
 
 
@@ -222,14 +212,18 @@ def pct(x: float | None, digits: int = 1) -> str:
 def markdown_table(metrics: dict) -> str:
     """Benchmarks as rows, languages as columns (accuracy in %), then the averages.
 
-    Each benchmark has a second row, "NAME (last number)": the published protocol's accuracy
-    on the same generations. "en retention" is ``average_non_en / accuracy["en"]`` in %;
-    "no answer" the share of outputs with no extractable number."""
+    Each benchmark has a second row, "NAME (last number)" ("NAME (published)" for a choice
+    benchmark): the published protocol's accuracy on the same generations. "en retention" is
+    ``average_non_en / accuracy["en"]`` in %; "no answer" the share of outputs with no
+    extractable answer."""
     per = metrics["benchmarks"]
     langs = order_langs(lang for m in per.values() for lang in m["accuracy"])
     head = ["benchmark", *langs, "avg", "non-en avg", "en retention", "no answer"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    types = []
     for name, m in per.items():
+        kind = ANSWER_TYPES.get(m.get("answer_type", "number"), ANSWER_TYPES["number"])
+        types.append(kind.name)
         cells = [pct(m["accuracy"].get(lang)) for lang in langs]
         cells += [
             pct(m["average"]),
@@ -248,12 +242,18 @@ def markdown_table(metrics: dict) -> str:
                 pct(non_en / en if (en and non_en is not None) else None),
                 "–",
             ]
-            lines.append("| " + " | ".join([f"{name} (last number)", *cells]) + " |")
+            lines.append("| " + " | ".join([f"{name} ({kind.published_name})", *cells]) + " |")
     lines.append("")
-    lines.append(
-        "accuracy: slam-align's answer extraction; (last number): the published protocol of QAlign and "
-        "MathOctopus on the same generations (docs/evaluation.md)."
-    )
+    if "number" in types:
+        lines.append(
+            "accuracy: slam-align's answer extraction; (last number): the published protocol of QAlign and "
+            "MathOctopus on the same generations (docs/evaluation.md)."
+        )
+    if "choice" in types:
+        lines.append(
+            'choice benchmarks: slam-align\'s choice extraction; (published): the first "The answer is (X)." '
+            "of the output, as SLAM's X-CSQA evaluator scores (docs/evaluation.md)."
+        )
     lines.append("")
     lines.append("95% bootstrap intervals (accuracy %):")
     lines.append("")

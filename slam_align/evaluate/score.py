@@ -5,9 +5,12 @@ Any JSONL with ``lang``, ``prediction`` and ``answer`` per line works (``slam ev
 fixes. ``slam eval`` computes its own metrics through the same function, which is why
 scoring a run's predictions reproduces its ``metrics.json``.
 
-Every row gets two verdicts: ``correct`` (the project's extraction,
-:func:`~slam_align.evaluate.extract.extract_answer`) and ``correct_last_number`` (the
-published protocol of QAlign and MathOctopus, :func:`~slam_align.evaluate.extract.last_number`).
+Every row gets two verdicts, as its answer type (:mod:`slam_align.evaluate.answers`) says:
+``correct`` (the project's extraction: :func:`~slam_align.evaluate.extract.extract_answer` for
+numbers, :func:`~slam_align.evaluate.choice.extract_choice` for choices) and
+``correct_last_number`` (the published protocol: the last number, as QAlign and MathOctopus
+score; for a choice benchmark SLAM's "The answer is (X).", its X-CSQA evaluator's rule).
+A choice row also carries ``answer_type: choice`` and its ``choices`` (``{label: text}``).
 """
 
 from __future__ import annotations
@@ -17,15 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slam_align.config import Options, option
-from slam_align.data.benchmarks import parse_gold
 from slam_align.errors import SlamError
-from slam_align.evaluate.extract import (
-    answers_match,
-    extract_answer,
-    last_number,
-    last_number_correct,
-)
-from slam_align.evaluate.report import compute_metrics, order_langs, pct, scoring_record
+from slam_align.evaluate.answers import ANSWER_TYPES, answer_type_of, scoring_record
+from slam_align.evaluate.report import compute_metrics, order_langs, pct
 from slam_align.io import dumps_json, read_jsonl
 
 SCORE_FIELDS = ("extracted", "correct", "extracted_last_number", "correct_last_number")
@@ -34,8 +31,8 @@ SCORE_FIELDS = ("extracted", "correct", "extracted_last_number", "correct_last_n
 def score_row(row: dict, where: str = "row", stop: Sequence[str] | None = None) -> dict:
     """``row`` plus :data:`SCORE_FIELDS` recomputed from ``prediction`` and ``answer``.
 
-    ``answer`` comes back parsed (a float); the published protocol reads the answer as the
-    file writes it (its own extractor on the string), as the peers' scripts do."""
+    ``answer`` comes back parsed (a float; a choice label); the published protocol reads the
+    answer as the file writes it (its own extractor on the string), as the peers' scripts do."""
     for name in ("lang", "answer"):
         if row.get(name) is None:
             raise SlamError(f"{where}: missing field '{name}'")
@@ -45,22 +42,27 @@ def score_row(row: dict, where: str = "row", stop: Sequence[str] | None = None) 
     if prediction is not None and not isinstance(prediction, str):
         raise SlamError(f"{where}: field 'prediction' must be a string, got {type(prediction).__name__}")
     try:
-        gold = parse_gold(row["answer"])
+        kind = answer_type_of(row)
+        kind.check_row(row)
+    except SlamError as e:
+        raise SlamError(f"{where}: {e}") from None
+    try:
+        gold = kind.parse_gold(row["answer"], row)
     except SlamError as e:
         raise SlamError(f"{where}: field 'answer': {e}") from None
     if not isinstance(row["lang"], str) or not row["lang"].strip():
         raise SlamError(f"{where}: field 'lang' must be a language code, got {row['lang']!r}")
     lang = row["lang"]
     # Every template's stops (the file may not say which template made it): what slam eval cuts.
-    extracted = extract_answer(prediction, lang, stop=stop)
+    extracted = kind.extract(prediction, row, stop)
     return {
         **row,
         "lang": lang,
         "extracted": extracted,
         "answer": gold,
-        "correct": answers_match(extracted, gold),
-        "extracted_last_number": last_number(prediction),
-        "correct_last_number": last_number_correct(prediction, row["answer"]),
+        "correct": kind.match(extracted, gold),
+        "extracted_last_number": kind.published_extract(prediction),
+        "correct_last_number": kind.published_correct(prediction, row["answer"]),
     }
 
 
@@ -71,7 +73,7 @@ def score_predictions(rows: Sequence[dict], n_boot: int = 1000, seed: int = 0, s
         where = f"{source}: line {r.get('_line', i + 1)}"
         scored.append({k: v for k, v in score_row(r, where).items() if k != "_line"})
     metrics = compute_metrics(scored, n_boot=n_boot, seed=seed)
-    metrics["scoring"] = scoring_record()
+    metrics["scoring"] = scoring_record([answer_type_of(r).name for r in scored])
     return scored, metrics
 
 
@@ -132,7 +134,11 @@ def score_cli(options: ScoreOptions) -> int:
 
 def format_scores(metrics: dict) -> str:
     lines = []
+    types = []
     for name, m in metrics["benchmarks"].items():
+        kind = ANSWER_TYPES[m.get("answer_type", "number")]
+        types.append(kind.name)
+        published = kind.published_name
         lines.append(f"{name}:")
         for lang in order_langs(m["accuracy"]):
             lo, hi = (m["ci95"]["accuracy"].get(lang) or [None, None])[:2]
@@ -140,18 +146,24 @@ def format_scores(metrics: dict) -> str:
             last = m.get("accuracy_last_number", {}).get(lang)
             lines.append(
                 f"  {lang:>8}  {pct(m['accuracy'][lang]):>5}%  ({m['correct'][lang]}/{m['n'][lang]}){ci}"
-                f"  last number {pct(last):>5}%  no answer {pct(m['no_answer_rate_per_lang'][lang])}%"
+                f"  {published} {pct(last):>5}%  no answer {pct(m['no_answer_rate_per_lang'][lang])}%"
             )
         lines.append(
-            f"  {'average':>8}  {pct(m['average']):>5}%  last number {pct(m.get('average_last_number')):>5}%"
+            f"  {'average':>8}  {pct(m['average']):>5}%  {published} {pct(m.get('average_last_number')):>5}%"
         )
         if m["average_non_en"] is not None:
             lines.append(
                 f"  {'non-en':>8}  {pct(m['average_non_en']):>5}%"
-                f"  last number {pct(m.get('average_non_en_last_number')):>5}%"
+                f"  {published} {pct(m.get('average_non_en_last_number')):>5}%"
             )
-    lines.append(
-        "accuracy: slam-align's extraction; last number: the published protocol of QAlign / MathOctopus "
-        "(docs/evaluation.md)"
-    )
+    if "number" in types:
+        lines.append(
+            "accuracy: slam-align's extraction; last number: the published protocol of QAlign / MathOctopus "
+            "(docs/evaluation.md)"
+        )
+    if "choice" in types:
+        lines.append(
+            'accuracy (choice): slam-align\'s choice extraction; published: the first "The answer is (X).", '
+            "as SLAM's X-CSQA evaluator scores (docs/evaluation.md)"
+        )
     return "\n".join(lines)

@@ -158,7 +158,7 @@ def _gold(value: Any, where: str) -> float:
         raise SlamError(f"{where}: {e}") from None
 
 
-def _get(row: dict, name: str) -> Any:
+def get_field(row: dict, name: str) -> Any:
     """``row[name]``; a dotted name reaches into nested objects (``question.stem``)."""
     value: Any = row
     for part in name.split("."):
@@ -169,7 +169,7 @@ def _get(row: dict, name: str) -> Any:
 
 
 def _field(row: dict, name: str, where: str) -> Any:
-    value = _get(row, name)
+    value = get_field(row, name)
     if value is None:
         raise SlamError(f"{where}: missing field '{name}'")
     return value
@@ -192,11 +192,11 @@ def _number_answer(d: Definition, row: dict, where: str) -> float:
     names = (spec,) if isinstance(spec, str) else spec
     marker = d.fields.get("answer_after")
     for name in names[:-1]:  # alternatives: the first one present wins (MGSM: answer_number, answer)
-        if _get(row, name) is not None:
-            return _gold(_get(row, name), f"{where}: field '{name}'")
+        if get_field(row, name) is not None:
+            return _gold(get_field(row, name), f"{where}: field '{name}'")
     name = names[-1]
     if marker:  # GSM8K: the number after "#### " on the solution's last line
-        value = _get(row, name)
+        value = get_field(row, name)
         if not isinstance(value, str) or marker not in value:
             raise SlamError(f"{where}: field '{name}' has no '{marker} <number>' final line")
         return _gold(value.rsplit(marker, 1)[1], f"{where}: field '{name}'")
@@ -229,7 +229,7 @@ def parse_row(d: Definition, row: dict, where: str, labelled: bool = True) -> _P
         answer = None
         if labelled:
             try:
-                answer = parse_choice_gold(_get(row, f["answer"]), choices)
+                answer = parse_choice_gold(get_field(row, f["answer"]), choices)
             except SlamError as e:
                 raise SlamError(f"{where}: field '{f['answer']}': {e}") from None
         assert d.prompt is not None
@@ -238,7 +238,7 @@ def parse_row(d: Definition, row: dict, where: str, labelled: bool = True) -> _P
     answer = _number_answer(d, row, where) if labelled else None
     q_en = f.get("question_en")
     from_field = q_en if isinstance(q_en, str) and q_en != "parallel" else None
-    return _Parsed(question, answer, (), key, (_get(row, from_field) or None) if from_field else None)
+    return _Parsed(question, answer, (), key, (get_field(row, from_field) or None) if from_field else None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -398,7 +398,7 @@ class _SplitReader:
         if self.data_dir is not None and not self._path("en").is_file():
             value = None
         elif self.d.parallel == "index":  # the English question texts, as written
-            value = [str(_get(r, self.d.fields["question"]) or "").strip() for _, r in self.rows("en")]
+            value = [str(get_field(r, self.d.fields["question"]) or "").strip() for _, r in self.rows("en")]
         else:
             value = {}
             for i, (where, r) in enumerate(self.rows("en")):

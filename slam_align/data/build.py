@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from slam_align.config import Options, option, options_to_dict
-from slam_align.data.decontaminate import TEST_SETS, example_questions, normalize_text, test_question_index
+from slam_align.data.decontaminate import (
+    TEST_SETS,
+    example_questions,
+    normalize_text,
+    parse_test_set,
+    test_question_index,
+)
 from slam_align.data.languages import PAPER_LANGS
 from slam_align.data.sources import parse_langs_field, parse_sources, read_source
 from slam_align.data.training import Example
@@ -51,10 +57,12 @@ class BuildOptions(Options):
     balance: bool = option(True, help="split a source's 'size' equally over its languages")
     dedup: bool = option(True, help="remove duplicate examples (same normalised question and output)")
     decontaminate: list[str] = option(
-        list(TEST_SETS), help="test sets whose questions are removed from the mixture (empty: none)"
+        list(TEST_SETS),
+        help="test sets whose questions are removed from the mixture: benchmarks (every split: mgsm, msvamp, "
+        "gsm8k, xcsqa) or BENCHMARK:SPLIT (xcsqa:test); empty: none",
     )
     test_data_dir: str | None = option(
-        None, help="local benchmark files (a folder holding mgsm/ msvamp/ gsm8k/); default: the hub"
+        None, help="local benchmark files (a folder holding mgsm/ msvamp/ gsm8k/ X-CSQA/); default: the hub"
     )
     data_root: str = option("", help="base directory for relative paths in the config [default: current dir]")
     shuffle: bool = option(True, help="shuffle the final mixture (seeded)")
@@ -114,6 +122,26 @@ def _nested(counter: dict[tuple[str, str], int]) -> dict[str, dict[str, int]]:
     return dict(out)
 
 
+def _check_evaluation_sources(sources, decontaminate: list[str]) -> None:
+    """A ``benchmark-question`` source reads evaluation questions on purpose; decontaminating
+    against the same split would silently remove every row again: say so instead."""
+    from slam_align.data.definitions import get_definition
+
+    for src in sources:
+        if src.type != "benchmark-question":
+            continue
+        definition = get_definition(src.spec["benchmark"])
+        split = src.spec.get("split") or definition.eval_split
+        for entry in decontaminate:
+            name, splits = parse_test_set(entry)
+            if name == definition.name and split in splits:
+                raise SlamError(
+                    f"{src.where}: reads {name} {split} questions, which 'decontaminate: {entry}' removes again; "
+                    f"to tune on these evaluation questions on purpose, decontaminate against the other splits "
+                    f"only (e.g. {name}:{next((s for s in definition.splits if s != split), split)}; docs/data.md)"
+                )
+
+
 def build_mixture(opts: BuildOptions) -> tuple[list[Example], dict]:
     """Read, filter, deduplicate, decontaminate and sample; return (examples, stats). Writes nothing."""
     root = Path(opts.data_root or ".").expanduser().resolve()
@@ -125,6 +153,7 @@ def build_mixture(opts: BuildOptions) -> tuple[list[Example], dict]:
     if opts.test_data_dir:
         test_dir = Path(os.path.expanduser(os.path.expandvars(opts.test_data_dir)))
         test_dir = test_dir if test_dir.is_absolute() else root / test_dir
+    _check_evaluation_sources(sources, opts.decontaminate)
     contamination = test_question_index(opts.decontaminate, test_dir) if opts.decontaminate else {}
 
     read, dropped_lang, dups, contaminated, sampled_out = (
@@ -142,7 +171,7 @@ def build_mixture(opts: BuildOptions) -> tuple[list[Example], dict]:
     for src in sources:
         src_langs = set(parse_langs_field(src.spec.get("langs"), src.where) or langs)
         kept = []
-        for ex in read_source(src, root, notes):
+        for ex in read_source(src, root, notes, langs):
             read[(src.name, ex.lang)] += 1
             if ex.lang not in langs or ex.lang not in src_langs:
                 dropped_lang[src.name] += 1

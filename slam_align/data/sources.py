@@ -4,6 +4,11 @@ A source names a ``type`` (a row of :data:`READERS`), a local ``path`` or a ``hu
 languages, a size (``size`` / ``per_language`` / ``ratio``) and a ``kind``
 (``alignment``: question in X -> English question; ``response``: question -> chain of
 thought). Adding a format is one reader function and one row in :data:`READERS`.
+
+Beside the math sources: ``multiple-choice`` (CommonsenseQA / X-CSQA questions with their
+answer), ``flores`` (FLORES-200 / FLORES+ sentences X -> English) and ``benchmark-question``
+(a benchmark's own parallel questions X -> English, e.g. X-CSQA validation: evaluation data,
+which decontamination would remove again unless told otherwise).
 """
 
 from __future__ import annotations
@@ -20,20 +25,25 @@ from slam_align.data.training import (
     ALIGNMENT,
     RESPONSE,
     Example,
+    ParallelPair,
     alignment_examples,
     read_alpaca,
+    read_flores,
     read_gsm8kinstruct,
     read_mathoctopus,
     read_metamath,
+    read_multiple_choice,
     read_qalign_pairs,
 )
 from slam_align.errors import SlamError
 
 _SOURCE_KEYS = {
     "name", "type", "path", "hub", "split", "langs", "lang", "kind", "size", "ratio", "per_language",
-    "field_map", "types", "answers", "keep_untranslated",
+    "field_map", "types", "answers", "keep_untranslated", "benchmark", "codes", "text_field",
 }  # fmt: skip
-_DEFAULT_KIND = {"qalign-question": ALIGNMENT}
+_DEFAULT_KIND = {"qalign-question": ALIGNMENT, "flores": ALIGNMENT, "benchmark-question": ALIGNMENT}
+# Types whose reader has a default when neither path nor hub is given
+_NO_PATH_NEEDED = ("metamathqa", "mathoctopus", "benchmark-question")
 
 
 @dataclass
@@ -67,8 +77,10 @@ def parse_sources(raw: list[dict]) -> list[Source]:
             raise SlamError(f"{where}: duplicate source name '{name}'")
         names.add(name)
         where = f"{where} ({name})"
-        if stype not in ("metamathqa", "mathoctopus") and not (spec.get("path") or spec.get("hub")):
+        if stype not in _NO_PATH_NEEDED and not (spec.get("path") or spec.get("hub")):
             raise SlamError(f"{where}: missing field 'path'")
+        if stype == "benchmark-question" and not spec.get("benchmark"):
+            raise SlamError(f"{where}: missing field 'benchmark' (whose parallel questions to align)")
         if spec.get("path") and spec.get("hub"):
             raise SlamError(f"{where}: give 'path' or 'hub', not both")
         if spec.get("kind", _DEFAULT_KIND.get(stype, RESPONSE)) not in (ALIGNMENT, RESPONSE):
@@ -120,15 +132,20 @@ class _Context:
 
     root: Path
     notes: Counter  # (source, "untranslated") -> QAlign pairs dropped as untranslated
+    langs: list[str] | None = None  # the mixture's languages (sources that read one file per language)
 
 
-def read_source(src: Source, root: Path, notes: Counter | None = None) -> list[Example]:
+def read_source(
+    src: Source, root: Path, notes: Counter | None = None, langs: list[str] | None = None
+) -> list[Example]:
     """All rows of one source (before language filtering, dedup and sampling).
 
     ``notes[(source, "untranslated")]`` counts QAlign pairs dropped because the "translation"
     is the English question itself (the shared samples hold 20 such pairs, 16 of them in fr).
+    ``langs``: the mixture's languages, read by sources with one file per language (FLORES, a
+    benchmark's questions) when the source names none.
     """
-    ctx = _Context(root, Counter() if notes is None else notes)
+    ctx = _Context(root, Counter() if notes is None else notes, langs)
     kind = src.spec.get("kind", _DEFAULT_KIND.get(src.type, RESPONSE))
     try:
         rows = READERS[src.type](src, ctx)
@@ -209,6 +226,54 @@ def _read_gsm8kinstruct(src: Source, ctx: _Context) -> list[Example]:
     return read_gsm8kinstruct(path, lang=src.spec.get("lang", "en"), source=src.name, hub=hub)
 
 
+def _read_multiple_choice(src: Source, ctx: _Context) -> list[Example]:
+    spec = src.spec
+    kwargs = {"split": spec.get("split", "train")} if spec.get("hub") else {}
+    return read_multiple_choice(
+        _path(src, ctx),
+        spec.get("hub"),
+        benchmark=spec.get("benchmark", "xcsqa"),
+        lang=spec.get("lang", "en"),
+        source=src.name,
+        field_map=spec.get("field_map"),
+        **kwargs,
+    )
+
+
+def _read_flores(src: Source, ctx: _Context) -> list[Example]:
+    spec = src.spec
+    pairs = read_flores(
+        _path(src, ctx),
+        spec.get("hub"),
+        langs=_langs(src) or ctx.langs,
+        split=spec.get("split", "dev"),
+        codes=spec.get("codes"),
+        text_field=spec.get("text_field"),
+    )
+    return alignment_examples(pairs, source=src.name)
+
+
+def _read_benchmark_question(src: Source, ctx: _Context) -> list[Example]:
+    """A benchmark's parallel questions as X -> English question pairs (as the model sees them:
+    X-CSQA's with their choices). ``path``: the benchmark's local files (as --data-dir); none: the hub."""
+    from slam_align.data.benchmarks import benchmark_languages, load_benchmark
+
+    name = src.spec["benchmark"]
+    langs = _langs(src) or [lang for lang in ctx.langs or [] if lang in (benchmark_languages(name) or [lang])]
+    langs = [lang for lang in langs if lang != "en"] or None
+    problems = load_benchmark(
+        src.spec["benchmark"], langs, data_dir=_path(src, ctx), split=src.spec.get("split")
+    )
+    pairs = [
+        ParallelPair(p.lang, p.question, p.question_en, f"{p.id}")
+        for p in problems
+        if p.lang != "en" and p.question_en
+    ]
+    if not pairs:
+        raise SlamError(f"{src.spec['benchmark']}: no non-English question with an English counterpart")
+    return alignment_examples(pairs, source=src.name)
+
+
 # type -> reader: the one table of source formats
 READERS = {
     "alpaca": _read_alpaca,
@@ -217,5 +282,8 @@ READERS = {
     "mathoctopus": _read_mathoctopus,
     "metamathqa": _read_metamathqa,
     "gsm8kinstruct": _read_gsm8kinstruct,
+    "multiple-choice": _read_multiple_choice,
+    "flores": _read_flores,
+    "benchmark-question": _read_benchmark_question,
 }
 SOURCE_TYPES = tuple(READERS)

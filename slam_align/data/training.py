@@ -9,6 +9,9 @@
   :func:`read_mathoctopus`.
 - MetaMathQA (``query``/``response``): :func:`read_metamath`.
 - QAlign's gsm8kinstruct (``question``/``answer``): :func:`read_gsm8kinstruct`.
+- Multiple-choice questions with their answer (CommonsenseQA, X-CSQA rows), shown as a
+  benchmark definition shows them: :func:`read_multiple_choice`.
+- FLORES-200 / FLORES+ parallel sentences (X -> English translation pairs): :func:`read_flores`.
 
 Readers take a local ``path`` or a hub id (``hub=``, read through ``datasets``); both go
 through the same row parsing. Every error names file, line and field.
@@ -416,3 +419,160 @@ def read_mathoctopus(
     if not out:
         raise SlamError(f"{path or hub}: no rows" + (f" in languages {sorted(wanted)}" if wanted else ""))
     return out
+
+
+# ---------------------------------------------------------------------------------------
+# Multiple-choice questions (CommonsenseQA, X-CSQA)
+# ---------------------------------------------------------------------------------------
+
+# Row shapes: X-CSQA's ({question: {stem, choices}, answerKey}) and CommonsenseQA's on the hub
+# ({question, choices: {label, text}, answerKey}).
+_XCSQA_FIELDS = {"question": "question.stem", "choices": "question.choices", "answer": "answerKey"}
+_CSQA_FIELDS = {"question": "question", "choices": "choices", "answer": "answerKey"}
+
+
+def read_multiple_choice(
+    path: str | Path | None = None,
+    hub: str | None = None,
+    benchmark: str = "xcsqa",
+    lang: str = "en",
+    source: str = "multiple-choice",
+    field_map: dict[str, str] | None = None,
+    **hub_kwargs,
+) -> list[Example]:
+    """Question + choices -> "The answer is (X).", rendered with ``benchmark``'s definition (its
+    prompt), so that training shows a question exactly as ``slam eval`` does.
+
+    Rows are X-CSQA's (``question.stem``, ``question.choices``, ``answerKey``) or CommonsenseQA's
+    (``question``, ``choices``, ``answerKey``), told apart by the shape of ``question``;
+    ``field_map`` (``question``, ``choices``, ``answer``; dotted for nested fields) names others.
+    """
+    from slam_align.data.benchmarks import get_field, parse_choice_gold, parse_choices
+    from slam_align.data.definitions import get_definition
+
+    definition = get_definition(benchmark)
+    if definition.prompt is None:
+        raise SlamError(
+            f"benchmark '{benchmark}' is not a choice benchmark (answer_type {definition.answer_type})"
+        )
+    unknown = sorted(set(field_map or {}) - set(_CSQA_FIELDS))
+    if unknown:
+        raise SlamError(
+            f"field_map: unknown field '{unknown[0]}'; expected some of: question, choices, answer"
+        )
+    lang = _check_lang(lang, str(path or hub))
+    out = []
+    for where, row in iter_rows(path, hub, **hub_kwargs):
+        fields = {
+            **(_XCSQA_FIELDS if isinstance(row.get("question"), dict) else _CSQA_FIELDS),
+            **(field_map or {}),
+        }
+        question = get_field(row, fields["question"])
+        if not isinstance(question, str) or not question.strip():
+            raise SlamError(
+                f"{where}: field '{fields['question']}' must be a non-empty string, got {question!r}"
+            )
+        try:
+            choices = parse_choices(get_field(row, fields["choices"]))
+        except SlamError as e:
+            raise SlamError(f"{where}: field '{fields['choices']}': {e}") from None
+        try:
+            label = parse_choice_gold(get_field(row, fields["answer"]), choices)
+        except SlamError as e:
+            raise SlamError(f"{where}: field '{fields['answer']}': {e}") from None
+        instruction = definition.prompt.render(question.strip(), choices)
+        out.append(
+            Example(instruction, definition.prompt.target(label), lang=lang, source=source, kind=RESPONSE)
+        )
+    if not out:
+        raise SlamError(f"{path or hub}: no rows")
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# FLORES-200 / FLORES+ parallel sentences
+# ---------------------------------------------------------------------------------------
+
+# FLORES-200 codes (the distributed files and facebook/flores); FLORES+ renamed Chinese cmn_Hans.
+FLORES200_CODES = {
+    "en": "eng_Latn", "zh": "zho_Hans", "de": "deu_Latn", "es": "spa_Latn", "fr": "fra_Latn",
+    "it": "ita_Latn", "ja": "jpn_Jpan", "nl": "nld_Latn", "pl": "pol_Latn", "pt": "por_Latn",
+    "ru": "rus_Cyrl", "ar": "arb_Arab", "vi": "vie_Latn", "hi": "hin_Deva", "sw": "swh_Latn",
+    "ur": "urd_Arab", "bn": "ben_Beng", "th": "tha_Thai", "te": "tel_Telu",
+}  # fmt: skip
+FLORES_PLUS_CODES = {**FLORES200_CODES, "zh": "cmn_Hans"}
+# hub id -> (text field, codes)
+FLORES_HUBS = {
+    "facebook/flores": ("sentence", FLORES200_CODES),
+    "openlanguagedata/flores_plus": ("text", FLORES_PLUS_CODES),
+}
+
+
+def read_flores(
+    path: str | Path | None = None,
+    hub: str | None = None,
+    langs: Iterable[str] | None = None,
+    split: str = "dev",
+    codes: dict[str, str] | None = None,
+    text_field: str | None = None,
+    **hub_kwargs,
+) -> list[ParallelPair]:
+    """FLORES sentences in ``langs`` paired with the English sentence of the same id.
+
+    ``path``: the distributed FLORES-200 folder (``flores200_dataset``, holding
+    ``<split>/<code>.<split>``, one sentence per line, line-aligned across languages) or its
+    ``<split>`` folder. ``hub``: ``openlanguagedata/flores_plus`` (field ``text``) or
+    ``facebook/flores`` (field ``sentence``), one config per language code, rows paired on
+    ``id``. ``codes`` overrides the ISO -> FLORES code table (``{"zh": "zho_Hant"}``).
+    """
+    if (path is None) == (hub is None):
+        raise SlamError("give exactly one of a local path or a hub id")
+    field, table = FLORES_HUBS.get(hub or "", ("text", FLORES200_CODES))
+    table = {**table, **(codes or {})}
+    if langs is None:
+        raise SlamError("flores: give 'langs' (the languages to pair with English)")
+    wanted = [_check_lang(code, "langs") for code in langs if code != "en"]
+    missing = [code for code in wanted if code not in table]
+    if missing:
+        raise SlamError(f"flores: no FLORES code known for '{missing[0]}'; add it under 'codes'")
+    if path is not None:
+        return _flores_local(Path(path), wanted, split, table)
+    pairs = []
+    english = _flores_hub(hub, table["en"], split, text_field or field, hub_kwargs)
+    for lang in wanted:
+        for key, (where, text) in _flores_hub(
+            hub, table[lang], split, text_field or field, hub_kwargs
+        ).items():
+            if key not in english:
+                raise SlamError(f"{where}: id {key!r} has no English sentence in config {table['en']}")
+            pairs.append(ParallelPair(lang, text, english[key][1], where))
+    return pairs
+
+
+def _flores_hub(hub: str, code: str, split: str, field: str, hub_kwargs: dict) -> dict:
+    """{id (or row number): (where, text)} of one FLORES config."""
+    out = {}
+    for i, (where, row) in enumerate(iter_hub_rows(hub, split=split, name=code, **hub_kwargs)):
+        text = _string(row, field, where).strip()
+        out[row.get("id", i)] = (where, text)
+    return out
+
+
+def _flores_local(path: Path, langs: list[str], split: str, table: dict[str, str]) -> list[ParallelPair]:
+    folder = path / split if (path / split).is_dir() else path
+    if not folder.is_dir() or not list(folder.glob(f"*.{split}")):
+        raise SlamError(
+            f"{path}: no FLORES-200 files (expected {split}/<code>.{split}, e.g. {split}/deu_Latn.{split})"
+        )
+
+    def file(lang: str) -> Path:
+        for code in (table[lang], FLORES_PLUS_CODES.get(lang), FLORES200_CODES.get(lang)):
+            if code and (folder / f"{code}.{split}").is_file():
+                return folder / f"{code}.{split}"
+        raise SlamError(f"{folder}: no {table[lang]}.{split} (FLORES file for '{lang}')")
+
+    english = file("en")
+    pairs = []
+    for lang in langs:
+        pairs += read_parallel_text(file(lang), english, lang)
+    return pairs

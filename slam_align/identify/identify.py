@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slam_align.config import Options, option, options_to_dict
-from slam_align.data.languages import PAPER_LANGS
 from slam_align.errors import SlamError
 from slam_align.identify.stats import ACTIVATION_SCORES
 from slam_align.models.layers import LAYERS_FILE
@@ -30,10 +29,15 @@ OUTPUTS = (LAYERS_FILE, "*.png")
 class IdentifyOptions(Options):
     model: str = option(help="model: hub id or local directory")
     output: str = option(help="run directory (layers.json, plots, README.md)", aliases=["-o"])
-    benchmark: str = option("mgsm", help="parallel questions: mgsm, msvamp, gsm8k or jsonl:PATH")
+    benchmark: str = option(
+        "mgsm",
+        help="parallel questions: mgsm, msvamp, gsm8k, xcsqa, a definition file PATH.yaml or jsonl:PATH",
+    )
     data_dir: str | None = option(None, help="local benchmark files (default: the Hugging Face hub)")
-    langs: list[str] = option(
-        list(PAPER_LANGS), help="languages (comma-separated, or all); must include en for --method activation"
+    langs: list[str] | None = option(
+        None,
+        help="languages (comma-separated, or all; default: the benchmark's own, e.g. the paper's 10 for MGSM, "
+        "X-CSQA's 16); must include en for --method activation",
     )
     limit: int | None = option(
         None, help="at most this many questions per language (the same indices)", at_least=1
@@ -142,8 +146,9 @@ def identify(options: IdentifyOptions) -> dict:
     from slam_align.models.loading import resolve_device
 
     o = options
-    every = [lang.strip() for lang in o.langs] == ["all"]  # resolved from the benchmark below
-    langs = ["all"] if every else _check_langs(o.langs, o.method)
+    # None: the benchmark's default languages; "all": every language it has (both resolved below)
+    every = o.langs is None or [lang.strip() for lang in o.langs] == ["all"]
+    langs = o.langs if every else _check_langs(o.langs, o.method)
     device = resolve_device(o.device)
     problems = load_benchmark(o.benchmark, langs, data_dir=o.data_dir, limit=o.limit)
     if every:

@@ -268,38 +268,41 @@ def parse_definition(raw: Any, path: str | Path) -> Definition:
 
 
 def _split(c: _Checker, name: str, spec: Any) -> Split:
-    where = f"field 'splits.{name}'"
+    key = f"splits.{name}"
+    where = f"field '{key}'"
     spec = c.mapping(spec, where, {"local", "hub", "labelled"})
     if not spec.get("local") and not spec.get("hub"):
         c.fail(where, "give 'local' (file layout) or 'hub' (hub id), or both")
     local = hub = None
     if spec.get("local"):
-        lw = f"{where}.local"
+        lk = f"{key}.local"
+        lw = f"field '{lk}'"
         loc = c.mapping(spec["local"], lw, {"folders", "file", "format"}, required=("file", "format"))
         if loc["format"] not in FORMATS:
-            c.fail(f"{lw}.format", f"is {loc['format']!r}; expected one of: {', '.join(FORMATS)}")
+            c.fail(f"field '{lk}.format'", f"is {loc['format']!r}; expected one of: {', '.join(FORMATS)}")
         folders = loc.get("folders") or []
         if not isinstance(folders, list):
-            c.fail(f"{lw}.folders", f"expected a list of folder names, got {folders!r}")
+            c.fail(f"field '{lk}.folders'", f"expected a list of folder names, got {folders!r}")
         local = LocalFiles(
-            tuple(c.text(f, f"{lw}.folders") for f in folders),
-            c.text(loc["file"], f"{lw}.file", _PLACEHOLDERS),
+            tuple(c.text(f, f"field '{lk}.folders'") for f in folders),
+            c.text(loc["file"], f"field '{lk}.file'", _PLACEHOLDERS),
             loc["format"],
         )
     if spec.get("hub"):
-        hw = f"{where}.hub"
+        hk = f"{key}.hub"
+        hw = f"field '{hk}'"
         h = c.mapping(spec["hub"], hw, {"path", "name", "split", "file"}, required=("path", "split"))
         hub = HubSource(
-            c.text(h["path"], f"{hw}.path"),
-            c.text(h["name"], f"{hw}.name", _PLACEHOLDERS) if h.get("name") is not None else None,
-            c.text(h["split"], f"{hw}.split"),
-            c.text(h["file"], f"{hw}.file", _PLACEHOLDERS) if h.get("file") else None,
+            c.text(h["path"], f"field '{hk}.path'"),
+            c.text(h["name"], f"field '{hk}.name'", _PLACEHOLDERS) if h.get("name") is not None else None,
+            c.text(h["split"], f"field '{hk}.split'"),
+            c.text(h["file"], f"field '{hk}.file'", _PLACEHOLDERS) if h.get("file") else None,
         )
         if hub.file and not local:
-            c.fail(f"{hw}.file", "needs 'local' beside it (the file is read in the local format)")
+            c.fail(f"field '{hk}.file'", "needs 'local' beside it (the file is read in the local format)")
     labelled = spec.get("labelled", True)
     if not isinstance(labelled, bool):
-        c.fail(f"{where}.labelled", f"must be true or false, got {labelled!r}")
+        c.fail(f"field '{key}.labelled'", f"must be true or false, got {labelled!r}")
     return Split(name, local, hub, labelled)
 
 

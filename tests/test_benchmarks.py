@@ -204,7 +204,7 @@ def test_hub_path_matches_local_files(tmp_path, shared_data, monkeypatch):
     files = _hub_files(tmp_path, shared_data)
     cache = str(tmp_path / "hf-cache")
 
-    def local_hub(name, lang, split=None):  # same load_dataset call, a local JSON builder instead of the hub id
+    def local_hub(name, lang, split=None):  # the same load_dataset call, a local JSON builder
         return {"path": "json", "data_files": files[(name, lang)], "split": "train", "cache_dir": cache}
 
     monkeypatch.setattr(benchmarks, "hub_source", local_hub)

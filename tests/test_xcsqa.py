@@ -33,7 +33,7 @@ def test_builtin_definitions():
     )  # fmt: skip
     assert [(s.name, s.labelled) for s in d.splits.values()] == [("validation", True), ("test", False)]
     assert benchmarks.hub_source("xcsqa", "ja") == {
-        "path": "xcsr",
+        "path": "INK-USC/xcsr",
         "name": "X-CSQA-jap",
         "split": "validation",
     }

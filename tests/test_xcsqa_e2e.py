@@ -129,7 +129,7 @@ def test_eval_writes_choice_predictions_and_metrics(pipeline):
             assert r["extracted"] == extract_choice(r["prediction"], list(r["choices"].items()), lang)
             assert r["correct"] == (r["extracted"] == r["answer"])
             assert r["correct_last_number"] == answer_is_correct(r["prediction"], r["answer"])
-        if run == "ev-base":  # the letters model names a choice ("D.D.D.D." here): right on one question of two
+        if run == "ev-base":  # the letters model names a choice ("D.D.D.D." here): right on 1 of 2 questions
             assert all(r["extracted"] is not None for r in rows)
             assert any(r["correct"] for r in rows) and not all(r["correct"] for r in rows)
         metrics = json.loads((root / run / "metrics.json").read_text())

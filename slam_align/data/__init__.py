@@ -1,4 +1,5 @@
-"""Data: benchmarks (MGSM, MSVAMP, GSM8K), training-data readers, mixtures, prompts, tokenisation.
+"""Data: benchmarks (MGSM, MSVAMP, GSM8K, X-CSQA: definitions in ``slam_align/benchmarks/``),
+training-data readers, mixtures, prompts, tokenisation.
 
 Imports here stay light (no ``datasets`` / ``torch``): hub loading imports ``datasets`` only
 when it runs.

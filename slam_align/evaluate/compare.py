@@ -11,7 +11,7 @@ sweep (``slam eval --checkpoints``) one row per checkpoint.
 use: ``accuracy`` (this project's extraction) or ``last-number`` (the published protocol).
 ``--select-on DEV_SWEEP`` keeps, of each sweep, the one checkpoint with the best average on
 a held-out split (a sweep of the same training run evaluated on a ``jsonl:`` benchmark),
-never on a test set: a sweep evaluated on MGSM, MSVAMP or GSM8K is refused.
+never on a test set: a sweep evaluated on a built-in benchmark (MGSM, MSVAMP, GSM8K, X-CSQA) is refused.
 """
 
 from __future__ import annotations

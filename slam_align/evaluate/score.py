@@ -89,7 +89,8 @@ def read_predictions(path: str | Path) -> list[dict]:
 @dataclass
 class ScoreOptions(Options):
     predictions: str = option(
-        help="JSONL file with lang, prediction and answer per line (e.g. predictions.jsonl)"
+        help="JSONL file with lang, prediction and answer per line (e.g. predictions.jsonl; a choice "
+        "benchmark's rows also carry choices)"
     )
     json: bool = option(
         False, help="print one JSON object (accuracy per language, average, ...) instead of a table"

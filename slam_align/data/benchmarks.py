@@ -268,7 +268,7 @@ def _read_jsonl_rows(path: Path) -> list[dict]:
 
 def _read_local(fmt: str, path: Path, name: str) -> list[dict]:
     if fmt == "tsv":
-        return read_mgsm_tsv(path, f"{name.upper() if name == 'mgsm' else name} file")
+        return read_mgsm_tsv(path, f"{name.upper()} file")
     return _read_jsonl_rows(path)
 
 

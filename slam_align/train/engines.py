@@ -263,6 +263,11 @@ def gather_trained(trainer, names: list[str]) -> dict:
     return out
 
 
+def partitioned(model) -> bool:
+    """Whether ``model`` was loaded partitioned (ZeRO-3: each process holds only its share)."""
+    return any(hasattr(p, "ds_numel") for p in model.parameters())
+
+
 def release(engine: Engine) -> None:
     """After training: later ``from_pretrained`` calls load whole models again (not partitioned)."""
     if engine.kind == "deepspeed":

@@ -351,6 +351,7 @@ def _train_stages(ctx: dict, stage_examples, previous: dict | None, run, first_a
         # the previous stage's final/ (under ZeRO-3 partitioned, 1/N per process).
         source = str(out / recipe.stages[i - 1] / "final") if i > 0 else options.model
         model = load_model(source, dtype=train_dtype)
+        partitioned = engines.partitioned(model)
         set_seed(options.seed)  # LoRA initialisation and random layers are seeded per stage
         model, plan, frozen = recipe.prepare(model, options)
         engines.check_plan(engine, plan)
@@ -380,6 +381,7 @@ def _train_stages(ctx: dict, stage_examples, previous: dict | None, run, first_a
             "wall_seconds": wall,
             "steps": int(trainer.state.global_step),
             "resumed_from": str(checkpoint) if checkpoint else None,
+            "loaded_partitioned": partitioned,
             "examples": len(features),
             "dropped_examples": dropped,
             "tokens_seen": tokens,

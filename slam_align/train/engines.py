@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from slam_align.errors import SlamError
 
@@ -130,6 +131,16 @@ def resolve_engine(options) -> Engine:
             raise SlamError(
                 "FSDP shards the model over processes: launch with torchrun --nproc_per_node N (N >= 2), "
                 "or drop --fsdp"
+            )
+        if version == 1 and _cpu():
+            raise SlamError(
+                "FSDP1 is not supported on CPU processes (accelerate's full state dicts crash there and "
+                "AdamW state is lost on resume); use FSDP2, the default (configs/fsdp/fsdp2.json)"
+            )
+        if version == 1 and str(config.get("use_orig_params", "true")).lower() == "false":
+            raise SlamError(
+                "FSDP1 with use_orig_params: false flattens frozen and trainable parameters into one "
+                "tensor and refuses the mix; set use_orig_params: true or use FSDP2"
             )
         engine = Engine("fsdp", processes, fsdp_version=version, fsdp_config=config)
     else:
@@ -244,8 +255,8 @@ def gather_trained(trainer, names: list[str]) -> dict:
 
     A collective under ZeRO-3 and FSDP: every process must call it. Returns CPU tensors."""
 
-    model = trainer.model
-    params = {n: p for n, p in model.named_parameters()}
+    # FSDP's own activation checkpointing wraps each layer and renames its parameters.
+    params = {_clean(n): p for n, p in trainer.model.named_parameters()}
     out = {}
     if trainer.is_deepspeed_enabled:
         from deepspeed.utils import safe_get_full_fp32_param
@@ -261,6 +272,10 @@ def gather_trained(trainer, names: list[str]) -> dict:
         full = p.full_tensor() if hasattr(p, "full_tensor") else p  # FSDP2: a DTensor shard
         out[n] = full.detach().to("cpu", copy=True)
     return out
+
+
+def _clean(name: str) -> str:
+    return name.replace("_checkpoint_wrapped_module.", "").replace("_fsdp_wrapped_module.", "")
 
 
 def partitioned(model) -> bool:
@@ -288,9 +303,21 @@ def wait_for_everyone() -> None:
         dist.barrier()
 
 
-def engine_record(engine: Engine, trainer=None) -> dict:
-    """What ``timing.json`` says about the engine."""
-    record = {"engine": engine.label, "processes": engine.processes}
-    if trainer is not None:
-        record["distributed_type"] = trainer.accelerator.distributed_type.value
-    return record
+def cast_saved_model(model_dir: Path, dtype) -> None:
+    """Rewrite a saved model's floating-point tensors in ``dtype`` where the engine saved them
+    in its own (DeepSpeed: the module dtype, e.g. fp32 partitions of a bf16 base; FSDP with
+    bf16: fp32 trainable tensors beside bf16 frozen ones)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from slam_align.io import atomic_path
+
+    for f in sorted(Path(model_dir).glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as st:
+            meta = st.metadata()
+            tensors = {k: st.get_tensor(k) for k in st.keys()}
+        if all(not t.is_floating_point() or t.dtype == dtype for t in tensors.values()):
+            continue
+        tensors = {k: t.to(dtype) if t.is_floating_point() else t for k, t in tensors.items()}
+        with atomic_path(f) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)

@@ -238,10 +238,15 @@ def _save_stage(trainer, model, plan, target: Path, ctx: dict) -> None:
             tensors = {k: v.to(base_dtype) for k, v in tensors.items()}
             save_delta(target, tensors, options.model, ctx["base_config"], extra)
         return
-    cast = base_dtype != train_dtype and engine.kind not in ("deepspeed", "fsdp")
+    if engine.kind in ("deepspeed", "fsdp"):
+        trainer.save_model(str(target))  # gathers the full weights; process 0 writes them
+        if is_main_process():  # in the engine's dtype: store them in the base's
+            engines.cast_saved_model(target, base_dtype)
+        return
+    cast = base_dtype != train_dtype
     if cast:  # e.g. trained in fp32 from a bf16 base: store in the base's dtype
         model.to(base_dtype)
-    trainer.save_model(str(target))  # DeepSpeed / FSDP: gathers the full weights, process 0 writes
+    trainer.save_model(str(target))
     if cast:
         model.to(train_dtype)
 

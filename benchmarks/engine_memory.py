@@ -2,13 +2,17 @@
 
 Every run is a real ``torchrun --nproc_per_node 2 -m slam_align train`` (DDP, DeepSpeed
 ZeRO-2 / ZeRO-3 with the shipped configs, FSDP2 with ``configs/fsdp/fsdp2.json``) of a
-random Llama (fp32, 8 layers, hidden 512, FFN 1376: 26 M parameters, 104 MB) built here,
+random Llama (fp32, 8 layers, hidden 1024, FFN 2752: 102 M parameters, 410 MB) built here,
 plus a one-process run for reference. SLAM trains the FFN up/down of layers 0-1 (25% of the
 layers, as 0-5 of 32 in the paper).
 
 Measured, per process: the peak of its *anonymous* resident memory (``RssAnon``, sampled
-every 5 ms by a thread in the process) minus its value just before ``slam train`` started
-(Python, torch, transformers and DeepSpeed already imported). Anonymous memory is what
+every 5 ms by a thread in the process) while ``Trainer.train`` runs (the model is loaded by
+then; wrapping, the steps and checkpoints happen inside), minus its value just before
+``slam train`` started (Python, torch, transformers and DeepSpeed already imported); and the
+same over the whole run (loading, saving ``final/`` and the rebuild from the base included);
+and what stays once ``Trainer.train`` returns (weights, optimizer state, the engine's
+persistent buffers; gradients are freed), beside the estimate's weights + optimizer states. Anonymous memory is what
 the model, gradients, optimizer state, activations and the engine's buffers take;
 file-backed pages (the safetensors checkpoint, mapped while loading) are left out, since
 the kernel can drop them. Beside it, ``slam plan --memory``'s estimate for the same engine
@@ -55,9 +59,10 @@ def _anon_bytes() -> int:
 
 
 def worker(out: Path, argv: list[str]) -> int:
-    """Run ``slam train ARGV`` in this process, sampling its anonymous memory."""
+    """Run ``slam train ARGV`` in this process, sampling its anonymous memory (all of it, and
+    while ``Trainer.train`` runs: the model is loaded then, and the checkpoint save comes after)."""
     import torch  # noqa: F401  (imported before the baseline, as slam train would)
-    import transformers  # noqa: F401
+    import transformers
 
     try:
         import deepspeed  # noqa: F401
@@ -66,22 +71,37 @@ def worker(out: Path, argv: list[str]) -> int:
     from slam_align.cli import main
 
     baseline = _anon_bytes()
-    peak = [baseline]
+    peak = {"all": baseline, "train": 0}
+    training = threading.Event()
     stop = threading.Event()
 
     def sample():
         while not stop.is_set():
-            peak[0] = max(peak[0], _anon_bytes())
+            now = _anon_bytes()
+            peak["all"] = max(peak["all"], now)
+            if training.is_set():
+                peak["train"] = max(peak["train"], now)
             time.sleep(0.005)
 
+    original = transformers.Trainer.train
+
+    def train(self, *args, **kwargs):
+        training.set()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            training.clear()
+            # What stays between steps: weights, optimizer state, the engine's persistent buffers.
+            peak["after_training"] = _anon_bytes()
+
+    transformers.Trainer.train = train
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     code = main(["train", *argv])
     stop.set()
     thread.join()
-    peak[0] = max(peak[0], _anon_bytes())
     rank = os.environ.get("RANK", "0")
-    (out / f"memory_rank{rank}.json").write_text(json.dumps({"baseline": baseline, "peak": peak[0]}))
+    (out / f"memory_rank{rank}.json").write_text(json.dumps({"baseline": baseline, **peak}))
     return code
 
 
@@ -102,9 +122,8 @@ def build_model(folder: Path, hidden: int, layers: int, inter: int) -> Path:
 def write_data(path: Path, n: int) -> Path:
     rows = [
         {
-            "instruction": f"Problem {i}: "
-            + "A farmer has some apples and sells a few of them each day. " * 3,
-            "output": "Let's think step by step. " + "The farmer sells apples and counts what is left. " * 4,
+            "instruction": f"Problem {i}: how many apples are left?",
+            "output": "Let's think step by step. " + "The farmer sells apples and counts what is left. " * 20,
         }
         for i in range(n)
     ]
@@ -139,7 +158,9 @@ def run_one(engine: str, method: str, model: Path, data: Path, folder: Path, a) 
         "engine": engine,
         "method": method,
         "processes": len(ranks),
-        "measured_mib": [round((r["peak"] - r["baseline"]) / MIB) for r in ranks],
+        "measured_training_mib": [round((r["train"] - r["baseline"]) / MIB) for r in ranks],
+        "measured_whole_run_mib": [round((r["all"] - r["baseline"]) / MIB) for r in ranks],
+        "measured_after_training_mib": [round((r["after_training"] - r["baseline"]) / MIB) for r in ranks],
         "trainable_params": timing["trainable_params"],
         "total_params": timing["total_params"],
         "wall_seconds": round(time.perf_counter() - t0, 1),
@@ -161,6 +182,7 @@ def estimate(engine: str, method: str, model: Path, a) -> dict:
         "zero": zero,
         **{p: round(mem[p + "_bytes"] / MIB) for p in parts},
         "total": round(mem["total_bytes"] / MIB),
+        "weights_and_optimizer": round((mem["weights_bytes"] + mem["optimizer_states_bytes"]) / MIB),
     }
 
 
@@ -168,9 +190,9 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--engines", default=",".join(ENGINES), help="comma-separated: " + ",".join(ENGINES))
     p.add_argument("--methods", default="slam,full")
-    p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--hidden", type=int, default=1024)
     p.add_argument("--layers", type=int, default=8)
-    p.add_argument("--inter", type=int, default=1376)
+    p.add_argument("--inter", type=int, default=2752)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--micro", type=int, default=2, help="micro-batch per process")
     p.add_argument("--seq", type=int, default=128, help="--cutoff-len (the data fills it)")
@@ -188,7 +210,9 @@ def main(argv=None) -> dict:
                 rows.append(row)
                 if not a.json:
                     print(
-                        f"{engine:7s} {method:5s} measured {row['measured_mib']} MiB per process, "
+                        f"{engine:7s} {method:5s} measured {row['measured_training_mib']} MiB per process "
+                        f"(whole run {row['measured_whole_run_mib']}, after training "
+                        f"{row['measured_after_training_mib']}), "
                         f"estimate {row['estimate_mib']['total']} MiB ({row['wall_seconds']} s)",
                         flush=True,
                     )
@@ -197,7 +221,8 @@ def main(argv=None) -> dict:
         "micro_batch": a.micro,
         "seq_len": a.seq,
         "steps": a.steps,
-        "measured": "peak anonymous RSS per process minus its value before slam train started (MiB)",
+        "measured": "peak anonymous RSS per process minus its value before slam train started (MiB): "
+        "while Trainer.train ran (training), and over the whole run (loading and saving included)",
         "rows": rows,
     }
     if a.json:

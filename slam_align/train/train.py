@@ -273,7 +273,7 @@ def train(options: TrainOptions) -> dict:
     # The first pending stage's TrainingArguments open the process group: a launch in which
     # the model would not be wrapped is refused here, before anything is written.
     pending = [s for s in recipe.stages if s not in (previous or {}).get("stages", {})]
-    first_args = _stage_arguments(options, engine, _stage_dir(out, recipe, pending[0]))
+    first_args = _stage_arguments(options, engine, _stage_dir(out, recipe, pending[0])) if pending else None
     run = None
     if main:
         run = open_run_dir(

@@ -143,13 +143,15 @@ def build_trainer(
 
 
 def optimizer_state_bytes(trainer) -> int:
-    """Bytes held by the optimizer's state tensors (AdamW: two per trainable element)."""
+    """Bytes held by this process' optimizer state tensors (AdamW: two per trainable element;
+    under ZeRO and FSDP this process' shard)."""
     opt = getattr(trainer, "optimizer", None)
     opt = getattr(opt, "optimizer", opt)  # accelerate wraps it
     total = 0
     for state in getattr(opt, "state", {}).values():
         for v in state.values():
             if torch.is_tensor(v):
+                v = v.to_local() if hasattr(v, "to_local") else v  # FSDP2: a DTensor shard
                 total += v.numel() * v.element_size()
     return total
 

@@ -2,24 +2,24 @@
 
 Every run is a real ``torchrun --nproc_per_node 2 -m slam_align train`` (DDP, DeepSpeed
 ZeRO-2 / ZeRO-3 with the shipped configs, FSDP2 with ``configs/fsdp/fsdp2.json``) of a
-random Llama (fp32, 8 layers, hidden 1024, FFN 2752: 102 M parameters, 410 MB) built here,
-plus a one-process run for reference. SLAM trains the FFN up/down of layers 0-1 (25% of the
-layers, as 0-5 of 32 in the paper).
+random Llama (fp32, 8 layers, hidden 1024, FFN 2752, vocabulary 1024: 95 M parameters,
+380 MB) built here, plus a one-process run for reference; AdamW, 3 steps, micro-batch 2 x
+128 tokens per process. SLAM trains the FFN up/down of layers 0-1 (25% of the layers, as
+0-5 of 32 in the paper).
 
-Measured, per process: the peak of its *anonymous* resident memory (``RssAnon``, sampled
-every 5 ms by a thread in the process) while ``Trainer.train`` runs (the model is loaded by
-then; wrapping, the steps and checkpoints happen inside), minus its value just before
-``slam train`` started (Python, torch, transformers and DeepSpeed already imported); and the
-same over the whole run (loading, saving ``final/`` and the rebuild from the base included);
-and what stays once ``Trainer.train`` returns (weights, optimizer state, the engine's
-persistent buffers; gradients are freed), beside the estimate's weights + optimizer states. Anonymous memory is what
-the model, gradients, optimizer state, activations and the engine's buffers take;
-file-backed pages (the safetensors checkpoint, mapped while loading) are left out, since
-the kernel can drop them. Beside it, ``slam plan --memory``'s estimate for the same engine
-(``--gpus 2 --zero Z``, with FSDP full shard = ZeRO-3; fp32; the same micro-batch and
-sequence length; no gradient checkpointing).
+Measured, per process, from its *anonymous* resident memory (``RssAnon``, sampled every
+5 ms by a thread in the process) minus its value just before ``slam train`` started
+(Python, torch, transformers and DeepSpeed imported): the peak while ``Trainer.train`` runs
+(the model is loaded by then; wrapping, steps and checkpoints happen inside), the peak over
+the whole run (loading, saving ``final/`` and the rebuild from the base included), and what
+stays when ``Trainer.train`` returns (weights, optimizer state, the engine's persistent
+buffers; gradients are freed). File-backed pages (the safetensors checkpoint, mapped while
+loading) are left out: the kernel can drop them. Beside it, ``slam plan --memory``'s
+estimate for the same engine (``--gpus 2 --zero Z``, FSDP full shard = ZeRO-3; fp32; the
+same micro-batch and sequence length; no gradient checkpointing), its total and its
+weights + optimizer states.
 
-    python benchmarks/engine_memory.py --json            # about 6 minutes on 2 CPU cores
+    python benchmarks/engine_memory.py --output engine_memory.json     # about 10 minutes on 2 CPU cores
 
 CPU processes only: the GPU's allocator (CUDA context, caching) adds what this cannot see.
 """
@@ -196,7 +196,8 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--micro", type=int, default=2, help="micro-batch per process")
     p.add_argument("--seq", type=int, default=128, help="--cutoff-len (the data fills it)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--json", action="store_true", help="print one JSON object (its last line)")
+    p.add_argument("--output", help="also write the JSON object to this file")
     a = p.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory(prefix="engine-memory-") as tmp:
@@ -221,10 +222,13 @@ def main(argv=None) -> dict:
         "micro_batch": a.micro,
         "seq_len": a.seq,
         "steps": a.steps,
-        "measured": "peak anonymous RSS per process minus its value before slam train started (MiB): "
-        "while Trainer.train ran (training), and over the whole run (loading and saving included)",
+        "measured": "anonymous RSS per process minus its value before slam train started (MiB): the peak "
+        "while Trainer.train ran (training), over the whole run (loading and saving included), and when "
+        "Trainer.train returned (after_training)",
         "rows": rows,
     }
+    if a.output:
+        Path(a.output).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     if a.json:
         print(json.dumps(result))
     return result

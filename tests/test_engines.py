@@ -18,8 +18,8 @@ same examples whatever order the samplers draw them in. For each engine:
 A launch whose processes train their own copies (CPU "DDP" before accelerate was told that
 the run is on the CPU: 9.5e-3 away, the loss logged twice too high) fails (a);
 ``test_the_check_detects_unshared_training`` shows on the step such a process makes that the
-check can fail. Time on 2 cores: 6 min 16 s for the file on a busy machine (load average
-6.5): 17 launches of 2 processes, mostly Python imports.
+check can fail. Time on 2 cores: 4 min 11 s for the file (6 min 16 s on a busy machine, load
+average 6.5): 17 launches of 2 processes, mostly Python imports.
 """
 
 from __future__ import annotations

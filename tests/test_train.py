@@ -1,7 +1,7 @@
 """`slam train` / `slam merge` end to end on tiny random models with a real BPE tokenizer.
 
 Real subprocess runs of the CLI where the contract is the command line (training,
-resume after kill -9, DDP, merge, bad data); in-process ``train(TrainOptions(...))``
+resume after kill -9, merge, bad data; the engines: test_engines.py); in-process ``train(TrainOptions(...))``
 elsewhere to keep the file fast on 2 cores.
 """
 
@@ -197,30 +197,6 @@ def test_resume_after_kill_gives_the_same_weights(tmp_path, tiny_model_factory, 
     assert _changed(_tensors(base), b) == _ffn([0, 2])
     resumed_from = json.loads((out / "timing.json").read_text())["stages"]["train"]["resumed_from"]
     assert re.search(r"checkpoint-\d+$", resumed_from)
-
-
-def test_ddp_two_cpu_processes(tmp_path, tiny_model_factory, mix):
-    base = tiny_model_factory("llama")
-    out = tmp_path / "ddp"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",  # a free port: other test runs on the machine may use the default one
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "slam_align",
-        *_args(base, mix, out, "--method", "slam", "--layers", "1", "--max-steps", "2"),
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    timing = json.loads((out / "timing.json").read_text())
-    assert timing["world_size"] == 2 and timing["steps"] == 2
-    # each optimizer step saw two micro-batches of 4, one per process
-    assert timing["stages"]["train"]["tokens_seen"] > 0
-    assert _changed(_tensors(base), _tensors(out / "final")) == _ffn([1])
 
 
 @pytest.mark.parametrize(

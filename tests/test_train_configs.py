@@ -128,6 +128,8 @@ def test_engine_configs():
     assert z2["zero_optimization"]["stage"] == 2 and z3["zero_optimization"]["stage"] == 3
     assert z3["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True
     fsdp = yaml.safe_load((CONFIGS / "accelerate" / "fsdp-8gpu.yaml").read_text())
-    assert fsdp["distributed_type"] == "FSDP" and fsdp["fsdp_config"]["fsdp_use_orig_params"] is True
+    assert fsdp["distributed_type"] == "FSDP" and fsdp["fsdp_config"]["fsdp_version"] == 2
+    fsdp2 = json.loads((CONFIGS / "fsdp" / "fsdp2.json").read_text())
+    assert fsdp2["version"] == 2 and fsdp2["state_dict_type"] == "FULL_STATE_DICT"
     cpu = yaml.safe_load((CONFIGS / "accelerate" / "ddp-cpu-2proc.yaml").read_text())
     assert cpu["use_cpu"] is True and cpu["num_processes"] == 2 and cpu["distributed_type"] == "MULTI_GPU"

@@ -23,7 +23,12 @@ class PlanOptions(PlanSpec):
     gpus: int = option(1, help="GPUs (data parallel; ZeRO shards over them)", at_least=1)
     micro_batch_size: int = option(1, help="sequences per GPU per step", at_least=1)
     seq_len: int = option(1024, help="tokens per sequence", at_least=1)
-    zero: int = option(0, help="DeepSpeed ZeRO stage", choices=[0, 1, 2, 3])
+    zero: int = option(
+        0,
+        help="DeepSpeed ZeRO stage (0: DDP; 3 also stands for FSDP full shard: the weights, frozen "
+        "ones included, are split over --gpus)",
+        choices=[0, 1, 2, 3],
+    )
     precision: str = option(
         "bf16",
         help="bf16/fp16: 16-bit weights, fp32 AdamW states and master copy; bf16-pure: bf16 weights and "

@@ -58,18 +58,23 @@ def _final_tensors(final_dir: Path, names: list[str]) -> dict:
 
 
 def save_delta(
-    final_dir: str | Path, names: list[str], base_model: str, base_config, extra: dict | None = None
+    final_dir: str | Path, names: list[str] | dict, base_model: str, base_config, extra: dict | None = None
 ) -> Path:
-    """Write ``final_dir/slam_delta.safetensors`` with the tensors ``names`` and the manifest."""
+    """Write ``final_dir/slam_delta.safetensors`` and the manifest: the tensors ``names`` as
+    saved in ``final_dir``, or the tensors given (a dict, e.g. gathered from a sharded engine)."""
     from safetensors.torch import save_file
 
     final_dir = Path(final_dir)
-    tensors = _final_tensors(final_dir, names)
-    missing = sorted(set(names) - set(tensors))
-    if missing:
-        raise SlamError(
-            f"{final_dir}: trained tensor {missing[0]} is not in the saved model (cannot write a delta)"
-        )
+    if isinstance(names, dict):
+        tensors = names
+        final_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        tensors = _final_tensors(final_dir, names)
+        missing = sorted(set(names) - set(tensors))
+        if missing:
+            raise SlamError(
+                f"{final_dir}: trained tensor {missing[0]} is not in the saved model (cannot write a delta)"
+            )
     manifest = {
         "format": "slam-delta/1",
         "base_model": base_reference(base_model),

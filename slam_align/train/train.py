@@ -38,16 +38,12 @@ from slam_align.io import (
 )
 from slam_align.models.freeze_plan import PlanSpec
 from slam_align.models.layers import check_layers_spec
-from slam_align.train.delta import TRAIN_RECORD, rebuild_from_base, save_delta
+from slam_align.train import engines
+from slam_align.train.delta import DELTA_FILE, MANIFEST_FILE, TRAIN_RECORD, rebuild_from_base, save_delta
+from slam_align.train.engines import Engine, is_main_process
 from slam_align.train.recipes import get_recipe
 from slam_align.train.report import loss_curve, plot_losses, write_readme
-from slam_align.train.trainer import (
-    build_trainer,
-    is_main_process,
-    optimizer_state_bytes,
-    peak_memory,
-    world_size,
-)
+from slam_align.train.trainer import build_trainer, optimizer_state_bytes, peak_memory, training_arguments
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +101,14 @@ class TrainOptions(PlanSpec):
     )
     bf16: bool = option(False, help="bf16 mixed precision (GPU)")
     gradient_checkpointing: bool = option(False, help="recompute activations in backward to save memory")
-    deepspeed: str | None = option(None, help="DeepSpeed JSON config (configs/deepspeed/zero2.json)")
-    fsdp: str | None = option(None, help="Trainer FSDP spec, e.g. 'full_shard auto_wrap'")
-    fsdp_config: str | None = option(None, help="FSDP JSON config for --fsdp")
+    deepspeed: str | None = option(
+        None, help="DeepSpeed JSON config (configs/deepspeed/zero2.json; needs slam-align[deepspeed])"
+    )
+    fsdp: str | None = option(
+        None,
+        help="Trainer FSDP spec, e.g. 'full_shard auto_wrap' (2+ processes; FSDP2 unless the config says 1)",
+    )
+    fsdp_config: str | None = option(None, help="FSDP JSON config for --fsdp (configs/fsdp/fsdp2.json)")
     # run directory
     save_steps: int = option(0, help="checkpoint every K steps (0: only the final model)", at_least=0)
     save_total_limit: int | None = option(None, help="keep at most this many checkpoints", at_least=1)
@@ -208,29 +209,57 @@ def base_dtype_of(config):
     return getattr(torch, str(name).replace("torch.", "")) if name else torch.float32
 
 
-def _save_final(trainer, model, recipe, target: Path, out: Path, base_dtype, train_dtype, tokenizer):
-    """Save the model at ``target`` in the base dtype (frozen tensors stay bit-identical)."""
+def _rebuilds_final(recipe, engine: Engine) -> bool:
+    """Subset methods under DeepSpeed or FSDP: ``final/`` is rebuilt as base + the gathered
+    trained tensors, so frozen tensors come straight from the base (these engines keep, and
+    save, module weights in their own precision and layout)."""
+    return recipe.subset and engine.kind in ("deepspeed", "fsdp")
+
+
+def _save_stage(trainer, model, plan, target: Path, ctx: dict) -> None:
+    """Save a stage's model at ``target`` in the base dtype (frozen tensors stay bit-identical).
+
+    A collective under ZeRO-3 and FSDP (gathering): every process calls it; process 0 writes."""
+    recipe, engine, options = ctx["recipe"], ctx["engine"], ctx["options"]
+    base_dtype, train_dtype = ctx["base_dtype"], ctx["train_dtype"]
     if recipe.lora:
-        trainer.save_model(str(out / "adapter"))  # the PEFT adapter alone
+        trainer.save_model(str(ctx["out"] / "adapter"))  # the PEFT adapter alone
         if is_main_process():
             merged = model.merge_and_unload()
             merged.to(base_dtype).save_pretrained(str(target))
-            tokenizer.save_pretrained(str(target))
+            ctx["tokenizer"].save_pretrained(str(target))
+        return
+    if _rebuilds_final(recipe, engine):
+        # Only the trained tensors, at full size (DeepSpeed: its fp32 masters); the model is
+        # rebuilt from the base once the engine is released (_finish).
+        tensors = engines.gather_trained(trainer, list(plan.trainable_names))
+        if is_main_process():
+            extra = {"method": options.method, **plan.summary()}
+            tensors = {k: v.to(base_dtype) for k, v in tensors.items()}
+            save_delta(target, tensors, options.model, ctx["base_config"], extra)
+        return
+    if engine.kind in ("deepspeed", "fsdp"):
+        trainer.save_model(str(target))  # gathers the full weights; process 0 writes them
+        if is_main_process():  # in the engine's dtype: store them in the base's
+            engines.cast_saved_model(target, base_dtype)
         return
     cast = base_dtype != train_dtype
     if cast:  # e.g. trained in fp32 from a bf16 base: store in the base's dtype
         model.to(base_dtype)
     trainer.save_model(str(target))
     if cast:
-        model.to(train_dtype)  # same values as reloading the saved stage (two-stage continues from it)
+        model.to(train_dtype)
 
 
 def train(options: TrainOptions) -> dict:
     """Train ``options.model`` with ``options.method``; return the run summary (see ``timing.json``)."""
     _check(options)
+    engine = engines.resolve_engine(options)
     recipe = get_recipe(options.method)
     template = get_prompt(options.prompt)
     stage_examples = _stage_data(options, recipe.stages)
+    if engine.sharded:
+        _check_sharded_plan(options, engine)
     out = Path(options.output).expanduser()
     main = is_main_process()
     if main:
@@ -241,6 +270,10 @@ def train(options: TrainOptions) -> dict:
     if previous and previous.get("complete"):
         log.info("%s: already complete; nothing to resume", out)
         return _summary(out, previous)
+    # The first pending stage's TrainingArguments open the process group: a launch in which
+    # the model would not be wrapped is refused here, before anything is written.
+    pending = [s for s in recipe.stages if s not in (previous or {}).get("stages", {})]
+    first_args = _stage_arguments(options, engine, _stage_dir(out, recipe, pending[0])) if pending else None
     run = None
     if main:
         run = open_run_dir(
@@ -252,8 +285,9 @@ def train(options: TrainOptions) -> dict:
             outputs=OUTPUTS,
             resumable=True,
         )
+    ctx = {"options": options, "recipe": recipe, "engine": engine, "template": template, "out": out}
     try:
-        timing = _train_stages(options, recipe, template, stage_examples, out, previous, run)
+        timing = _train_stages(ctx, stage_examples, previous, run, first_args)
     except BaseException as e:
         if run is not None:
             run.close(e)
@@ -264,37 +298,77 @@ def train(options: TrainOptions) -> dict:
     return _summary(out, timing)
 
 
-def _train_stages(options, recipe, template, stage_examples, out: Path, previous: dict | None, run) -> dict:
+def _stage_dir(out: Path, recipe, stage: str) -> Path:
+    return out if len(recipe.stages) == 1 else out / stage
+
+
+def _stage_arguments(options, engine: Engine, stage_dir: Path):
+    """TrainingArguments of one stage, made before its model is loaded (ZeRO-3: partitioned
+    loading), checked against the launch (:func:`engines.attach`)."""
+    from slam_align.models.loading import load_config
+
+    args = training_arguments(options, stage_dir, engine=engine, model_config=load_config(options.model))
+    engines.attach(args, engine)
+    return args
+
+
+def _check_sharded_plan(options, engine: Engine) -> None:
+    """Under ZeRO-3 / FSDP the plan must work on partitioned tensors: checked on the meta model."""
+    from slam_align.models.freeze_plan import build_plan
+    from slam_align.models.loading import load_config, meta_model
+
+    if options.method == "two-stage" or options.method == "full":
+        return
+    engines.check_plan(engine, build_plan(meta_model(load_config(options.model)), options))
+
+
+def _train_stages(ctx: dict, stage_examples, previous: dict | None, run, first_args) -> dict:
+    import gc
+
     from transformers import set_seed
 
     from slam_align.data.tokenize import FeatureDataset, tokenize_examples
     from slam_align.models.accounting import count_parameters
     from slam_align.models.loading import load_config, load_model, load_tokenizer, resolve_dtype
 
+    options, recipe, engine, out = ctx["options"], ctx["recipe"], ctx["engine"], ctx["out"]
     started = time.perf_counter()
     set_seed(options.seed)
     tokenizer = load_tokenizer(options.model)
     base_config = load_config(options.model)
     base_dtype = base_dtype_of(base_config)
     train_dtype = base_dtype if options.dtype == "auto" else resolve_dtype(options.dtype)
+    ctx.update(tokenizer=tokenizer, base_config=base_config, base_dtype=base_dtype, train_dtype=train_dtype)
     done = dict((previous or {}).get("stages", {}))
     curves: dict[str, list] = _previous_curves(out) if previous else {}
-    model = plan = counts = None
+    plan = counts = None
+    world = (previous or {}).get("world_size", engine.processes)
+    args = first_args
     for i, stage in enumerate(recipe.stages):
         last = i == len(recipe.stages) - 1
-        stage_dir = out if len(recipe.stages) == 1 else out / stage
+        stage_dir = _stage_dir(out, recipe, stage)
         target = out / "final" if last else stage_dir / "final"
         if stage in done:
             continue
-        if model is None:  # first stage run in this process: the base, or the previous stage's model
-            source = str(out / recipe.stages[i - 1] / "final") if i > 0 else options.model
-            model = load_model(source, dtype=train_dtype)
+        if args is None:
+            args = _stage_arguments(options, engine, stage_dir)
+        # Every stage loads its model the same way, after its TrainingArguments: the base, or
+        # the previous stage's final/ (under ZeRO-3 partitioned, 1/N per process).
+        source = str(out / recipe.stages[i - 1] / "final") if i > 0 else options.model
+        model = load_model(source, dtype=train_dtype)
+        partitioned = engines.partitioned(model)
         set_seed(options.seed)  # LoRA initialisation and random layers are seeded per stage
         model, plan, frozen = recipe.prepare(model, options)
-        features, dropped = tokenize_examples(stage_examples[stage], tokenizer, template, options.cutoff_len)
+        engines.check_plan(engine, plan)
+        features, dropped = tokenize_examples(
+            stage_examples[stage], tokenizer, ctx["template"], options.cutoff_len
+        )
         if not features:
             raise SlamError(f"{stage}: no example left after truncation to {options.cutoff_len} tokens")
-        trainer = build_trainer(model, tokenizer, FeatureDataset(features), options, stage_dir, frozen=frozen)
+        trainer = build_trainer(
+            model, tokenizer, FeatureDataset(features), options, stage_dir, frozen=frozen, args=args
+        )
+        engines.check_trainer(trainer, engine)
         if run is not None:
             run.begin_work()  # from here on a failure leaves a run that --resume continues
         checkpoint = newest_checkpoint(stage_dir) if options.resume else None
@@ -304,13 +378,15 @@ def _train_stages(options, recipe, template, stage_examples, out: Path, previous
         result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         wall = time.perf_counter() - t0
         counts = count_parameters(model, plan)  # before saving: LoRA's merge removes the adapters
-        _save_final(trainer, model, recipe, target, out, base_dtype, train_dtype, tokenizer)
-        tokens = int(trainer.state.num_input_tokens_seen or 0)
+        _save_stage(trainer, model, plan, target, ctx)
+        tokens = int(trainer.state.num_input_tokens_seen or 0)  # summed over the processes
+        world = engines.world_size(trainer)
         curves[stage] = loss_curve(trainer.state.log_history)
         done[stage] = {
             "wall_seconds": wall,
             "steps": int(trainer.state.global_step),
             "resumed_from": str(checkpoint) if checkpoint else None,
+            "loaded_partitioned": partitioned,
             "examples": len(features),
             "dropped_examples": dropped,
             "tokens_seen": tokens,
@@ -322,11 +398,16 @@ def _train_stages(options, recipe, template, stage_examples, out: Path, previous
         }
         if run is not None:
             atomic_write_json(out / "metrics.json", {"loss_curve": curves, "method": options.method})
-            atomic_write_json(
-                out / "timing.json", _timing(done, False, options, recipe, plan, counts, base_dtype)
-            )
+            atomic_write_json(out / "timing.json", _timing(done, False, ctx, plan, counts, world))
         trainer.accelerator.wait_for_everyone()
+        # The next stage loads its own model (from this one's final/): free this one first.
+        trainer.accelerator.free_memory()
+        del trainer, model, frozen
+        args = None  # the next stage makes its own (output directory, DeepSpeed config)
+        gc.collect()
 
+    # Nothing below may load a model partitioned (the rebuild from the base, slam merge).
+    engines.release(engine)
     if plan is None:  # resumed after the last stage finished but before the summary was written
         from slam_align.models.freeze_plan import build_plan
         from slam_align.models.loading import meta_model
@@ -334,14 +415,16 @@ def _train_stages(options, recipe, template, stage_examples, out: Path, previous
         meta = meta_model(base_config)
         plan = build_plan(meta, options)
         counts = count_parameters(meta, plan)
-    timing = _timing(done, True, options, recipe, plan, counts, base_dtype)
+    timing = _timing(done, True, ctx, plan, counts, world)
     timing["process_seconds"] = time.perf_counter() - started
     if run is not None:
-        _finish(out, options, recipe, plan, timing, curves, base_config, template)
+        _finish(ctx, plan, timing, curves)
+    engines.wait_for_everyone()  # the other processes end once final/ is complete
     return timing
 
 
-def _timing(done, complete, options, recipe, plan, counts, base_dtype) -> dict:
+def _timing(done, complete, ctx, plan, counts, world: int) -> dict:
+    options, recipe = ctx["options"], ctx["recipe"]
     trainable, total = counts["trainable_params"], counts["total_params"]
     if recipe.lora:
         total = total - trainable  # the adapters are extra parameters on top of the base
@@ -362,8 +445,9 @@ def _timing(done, complete, options, recipe, plan, counts, base_dtype) -> dict:
         "trainable_fraction": trainable / total if total else 0.0,
         "optimizer_state_bytes": max((s["optimizer_state_bytes"] for s in stages.values()), default=0),
         **peak_memory(),
-        "world_size": world_size(),
-        "base_dtype": str(base_dtype).replace("torch.", ""),
+        "world_size": world,
+        "engine": ctx["engine"].label,
+        "base_dtype": str(ctx["base_dtype"]).replace("torch.", ""),
         "plan": plan.summary(),
     }
 
@@ -395,16 +479,20 @@ def training_record(out: Path, options: TrainOptions, timing: dict, template) ->
     }
 
 
-def _finish(out: Path, options, recipe, plan, timing, curves, base_config, template) -> None:
+def _finish(ctx: dict, plan, timing, curves) -> None:
+    options, recipe, out = ctx["options"], ctx["recipe"], ctx["out"]
     final = out / "final"
-    if recipe.subset and options.save_delta:
+    if _rebuilds_final(recipe, ctx["engine"]):
+        # final/ holds the delta the last stage gathered: put the base around it (whole, on
+        # this process only: the engine was released, so nothing loads partitioned).
+        rebuild_from_base(final, options.model)
+        if not options.save_delta:
+            for name in (DELTA_FILE, MANIFEST_FILE):
+                (final / name).unlink(missing_ok=True)
+    elif recipe.subset and options.save_delta:
         extra = {"method": options.method, **plan.summary()}
-        save_delta(final, list(plan.trainable_names), options.model, base_config, extra)
-        if options.deepspeed:
-            # DeepSpeed keeps (and saves) module weights in its own precision: take the frozen
-            # tensors from the base again so that they stay bit-identical to it.
-            rebuild_from_base(final, options.model)
-    atomic_write_json(final / TRAIN_RECORD, training_record(out, options, timing, template))
+        save_delta(final, list(plan.trainable_names), options.model, ctx["base_config"], extra)
+    atomic_write_json(final / TRAIN_RECORD, training_record(out, options, timing, ctx["template"]))
     atomic_write_json(out / "metrics.json", {"loss_curve": curves, "method": options.method})
     plot_losses(curves, out / "loss.png", f"{options.method}: training loss")
     atomic_write_json(out / "timing.json", timing)

@@ -9,39 +9,41 @@ so frozen tensors get neither gradients nor optimizer state.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
 from slam_align.data.tokenize import MaskedCollator, pad_token_id
 from slam_align.errors import SlamError
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
+from slam_align.train.engines import Engine, launched_world_size, resolve_engine, training_kwargs
 
 
 def accumulation_steps(options) -> int:
-    """Gradient accumulation: given, or derived from the effective (global) batch size."""
+    """Gradient accumulation: given, or derived from the effective (global) batch size.
+
+    The launcher's process count is all there is before the Trainer exists; ``engines.attach``
+    then refuses a launch whose Trainer does not see the same number of processes."""
     if not options.effective_batch_size:
         return options.gradient_accumulation_steps
-    per_step = options.per_device_train_batch_size * world_size()
+    processes = launched_world_size()
+    per_step = options.per_device_train_batch_size * processes
     if options.effective_batch_size % per_step:
         raise SlamError(
             f"effective-batch-size {options.effective_batch_size} is not a multiple of "
-            f"micro-batch {options.per_device_train_batch_size} x {world_size()} processes"
+            f"micro-batch {options.per_device_train_batch_size} x {processes} processes"
         )
     return options.effective_batch_size // per_step
 
 
-def training_arguments(options, output_dir: str | Path, seed: int | None = None):
+def training_arguments(
+    options, output_dir: str | Path, seed: int | None = None, engine: Engine | None = None, model_config=None
+):
+    """``TrainingArguments`` for ``options``. Creating them opens the process group of a
+    multi-process launch and, under ZeRO-3, makes ``from_pretrained`` load partitioned: create
+    them before loading the model (:mod:`slam_align.train.engines`)."""
     from transformers import TrainingArguments
 
+    engine = engine or resolve_engine(options)
     cuda = torch.cuda.is_available()
     kwargs = dict(
         output_dir=str(output_dir),
@@ -71,14 +73,12 @@ def training_arguments(options, output_dir: str | Path, seed: int | None = None)
         dataloader_pin_memory=cuda,
         # Every trainable parameter is used in every step: no unused-parameter search.
         ddp_find_unused_parameters=False,
-        deepspeed=options.deepspeed,
         fsdp=options.fsdp or None,
-        fsdp_config=options.fsdp_config,
+        fsdp_config=(engine.fsdp_config or None) if options.fsdp else None,
+        **training_kwargs(engine, model_config),
     )
     if options.optim:
         kwargs["optim"] = options.optim
-    if not cuda and world_size() > 1:
-        kwargs["ddp_backend"] = "gloo"
     if options.gradient_checkpointing:
         # Non-reentrant checkpointing works when a block's input does not require grad
         # (frozen embeddings); apply_plan also enables input grads for the reentrant kind.
@@ -110,11 +110,15 @@ def _trainer_classes():
     return SlamTrainer, RestoreFrozenSlices
 
 
-def build_trainer(model, tokenizer, dataset, options, output_dir, frozen=None, seed: int | None = None):
+def build_trainer(
+    model, tokenizer, dataset, options, output_dir, frozen=None, seed: int | None = None, args=None
+):
     """A Trainer for ``model`` (already frozen by its recipe: ``frozen`` is the
-    :class:`~slam_align.models.apply_plan.FrozenParams` handle) on a tokenised dataset."""
+    :class:`~slam_align.models.apply_plan.FrozenParams` handle) on a tokenised dataset;
+    ``args``: the ``TrainingArguments`` made before the model was loaded (else made here)."""
     SlamTrainer, RestoreFrozenSlices = _trainer_classes()
-    args = training_arguments(options, output_dir, seed=seed)
+    if args is None:
+        args = training_arguments(options, output_dir, seed=seed)
     if not any(p.requires_grad for p in model.parameters()):
         raise SlamError("nothing to train: the plan left every parameter frozen")
     partial = frozen.plan.partial if frozen is not None and frozen.plan.method != "lora" else {}
@@ -139,13 +143,15 @@ def build_trainer(model, tokenizer, dataset, options, output_dir, frozen=None, s
 
 
 def optimizer_state_bytes(trainer) -> int:
-    """Bytes held by the optimizer's state tensors (AdamW: two per trainable element)."""
+    """Bytes held by this process' optimizer state tensors (AdamW: two per trainable element;
+    under ZeRO and FSDP this process' shard)."""
     opt = getattr(trainer, "optimizer", None)
     opt = getattr(opt, "optimizer", opt)  # accelerate wraps it
     total = 0
     for state in getattr(opt, "state", {}).values():
         for v in state.values():
             if torch.is_tensor(v):
+                v = v.to_local() if hasattr(v, "to_local") else v  # FSDP2: a DTensor shard
                 total += v.numel() * v.element_size()
     return total
 

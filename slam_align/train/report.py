@@ -14,20 +14,38 @@ def loss_curve(log_history: list[dict]) -> list[dict]:
     return [{k: e[k] for k in keep if k in e} for e in log_history if "loss" in e]
 
 
-def plot_losses(curves: dict[str, list[dict]], path: str | Path, title: str) -> Path | None:
-    """One line per stage; steps continue across stages so two-stage reads left to right."""
+def eval_curve(log_history: list[dict]) -> list[dict]:
+    """The Trainer's evaluation entries (``--val-size``): step and validation loss."""
+    return [{"step": e["step"], "eval_loss": e["eval_loss"]} for e in log_history if "eval_loss" in e]
+
+
+def plot_losses(
+    curves: dict[str, list[dict]],
+    path: str | Path,
+    title: str,
+    eval_curves: dict[str, list[dict]] | None = None,
+) -> Path | None:
+    """One line per stage (and per stage's validation loss); steps continue across stages so
+    two-stage reads left to right."""
     if not any(curves.values()):
         return None
+    eval_curves = eval_curves or {}
     fig, ax = pyplot().subplots(figsize=(6, 3.5))
     offset = 0
     for stage, curve in curves.items():
         if curve:
             ax.plot([offset + e["step"] for e in curve], [e["loss"] for e in curve], marker=".", label=stage)
+            val = eval_curves.get(stage) or []
+            if val:
+                steps = [offset + e["step"] for e in val]
+                ax.plot(
+                    steps, [e["eval_loss"] for e in val], marker="o", ls="--", label=f"{stage} validation"
+                )
             offset += curve[-1]["step"]
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("training loss (response tokens)")
+    ax.set_ylabel("loss (response tokens)")
     ax.set_title(title)
-    if len(curves) > 1:
+    if len(curves) > 1 or any(eval_curves.values()):
         ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -42,7 +42,7 @@ from slam_align.train import engines
 from slam_align.train.delta import DELTA_FILE, MANIFEST_FILE, TRAIN_RECORD, rebuild_from_base, save_delta
 from slam_align.train.engines import Engine, is_main_process
 from slam_align.train.recipes import get_recipe
-from slam_align.train.report import loss_curve, plot_losses, write_readme
+from slam_align.train.report import eval_curve, loss_curve, plot_losses, write_readme
 from slam_align.train.trainer import build_trainer, optimizer_state_bytes, peak_memory, training_arguments
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,16 @@ log = logging.getLogger(__name__)
 # What slam train writes into its run directory besides the common files (--overwrite removes these).
 OUTPUTS = ("final", "adapter", "stage1", "stage2", "checkpoint-*", "loss.png")
 # Options that may differ between a run and its resumption.
-_RESUME_FREE = {"resume", "overwrite", "progress", "save_steps", "save_total_limit", "logging_steps"}
+_RESUME_FREE = {
+    "resume",
+    "overwrite",
+    "progress",
+    "save_steps",
+    "save_total_limit",
+    "logging_steps",
+    "report_to",
+    "tokenized_cache",
+}
 
 
 @dataclass(kw_only=True)
@@ -73,6 +82,25 @@ class TrainOptions(PlanSpec):
     prompt: str = option(DEFAULT_PROMPT, help="prompt template name (slam_align.data.prompts)")
     cutoff_len: int = option(1024, help="truncate examples to this many tokens", at_least=2)
     limit: int | None = option(None, help="use at most this many training examples (per stage)", at_least=1)
+    packing: bool = option(
+        False,
+        help="padding-free: pack examples into rows of up to --cutoff-len tokens, each attending only "
+        "to itself (position ids restart per example)",
+    )
+    group_by_length: bool = option(
+        False, help="batch examples of similar length together (without --packing)"
+    )
+    tokenized_cache: str | None = option(
+        None,
+        help="directory caching the tokenised data; a run with the same data, tokenizer, template and "
+        "cutoff reuses it",
+    )
+    val_size: float = option(
+        0.0, help="share of the examples held out for validation (0: none)", at_least=0, at_most=0.5
+    )
+    eval_steps: int = option(
+        10, help="with --val-size: evaluate the validation loss every N steps", at_least=1
+    )
     # optimisation
     max_steps: int = option(-1, help="optimizer steps per stage (-1: use --num-train-epochs)", at_least=-1)
     num_train_epochs: float = option(1.0, help="epochs per stage when --max-steps is -1", above=0)
@@ -101,6 +129,12 @@ class TrainOptions(PlanSpec):
     )
     bf16: bool = option(False, help="bf16 mixed precision (GPU)")
     gradient_checkpointing: bool = option(False, help="recompute activations in backward to save memory")
+    use_liger_kernel: bool = option(
+        False, help="Liger's fused Triton kernels (GPU; needs liger-kernel installed)"
+    )
+    report_to: str = option(
+        "none", help="experiment tracking (Trainer's report_to)", choices=["none", "tensorboard", "wandb"]
+    )
     deepspeed: str | None = option(
         None, help="DeepSpeed JSON config (configs/deepspeed/zero2.json; needs slam-align[deepspeed])"
     )
@@ -142,6 +176,29 @@ def _check(options: TrainOptions) -> None:
         path = getattr(options, name)
         if path and not Path(path).is_file():
             raise SlamError(f"{path}: --{name.replace('_', '-')} config file not found")
+    _check_switches(options)
+
+
+def _check_switches(options: TrainOptions) -> None:
+    """The ecosystem switches: refused in one line where they could not do what they say."""
+    import importlib.util
+
+    import torch
+
+    if options.packing and options.group_by_length:
+        raise SlamError("--group-by-length is for padded batches; --packing leaves no padding to save")
+    if options.use_liger_kernel:
+        if not torch.cuda.is_available():
+            raise SlamError(
+                "--use-liger-kernel needs a CUDA GPU (Liger's kernels are Triton); none is visible"
+            )
+        if importlib.util.find_spec("liger_kernel") is None:
+            raise SlamError("--use-liger-kernel needs the liger-kernel package: pip install liger-kernel")
+    tracker = {"tensorboard": "tensorboard", "wandb": "wandb"}.get(options.report_to)
+    if tracker and importlib.util.find_spec(tracker) is None:
+        raise SlamError(
+            f"--report-to {options.report_to} needs the {tracker} package: pip install 'slam-align[tracking]'"
+        )
 
 
 def _stage_data(options: TrainOptions, stages: tuple[str, ...]) -> dict[str, list]:
@@ -260,6 +317,11 @@ def train(options: TrainOptions) -> dict:
     stage_examples = _stage_data(options, recipe.stages)
     if engine.sharded:
         _check_sharded_plan(options, engine)
+    if options.packing:
+        from slam_align.data.packing import check_packable
+        from slam_align.models.loading import load_config
+
+        check_packable(load_config(options.model))
     out = Path(options.output).expanduser()
     main = is_main_process()
     if main:
@@ -327,7 +389,7 @@ def _train_stages(ctx: dict, stage_examples, previous: dict | None, run, first_a
 
     from transformers import set_seed
 
-    from slam_align.data.tokenize import FeatureDataset, tokenize_examples
+    from slam_align.data.token_cache import tokenize_cached
     from slam_align.models.accounting import count_parameters
     from slam_align.models.loading import load_config, load_model, load_tokenizer, resolve_dtype
 
@@ -340,7 +402,7 @@ def _train_stages(ctx: dict, stage_examples, previous: dict | None, run, first_a
     train_dtype = base_dtype if options.dtype == "auto" else resolve_dtype(options.dtype)
     ctx.update(tokenizer=tokenizer, base_config=base_config, base_dtype=base_dtype, train_dtype=train_dtype)
     done = dict((previous or {}).get("stages", {}))
-    curves: dict[str, list] = _previous_curves(out) if previous else {}
+    curves, eval_curves = _previous_curves(out) if previous else ({}, {})
     plan = counts = None
     world = (previous or {}).get("world_size", engine.processes)
     args = first_args
@@ -360,13 +422,21 @@ def _train_stages(ctx: dict, stage_examples, previous: dict | None, run, first_a
         set_seed(options.seed)  # LoRA initialisation and random layers are seeded per stage
         model, plan, frozen = recipe.prepare(model, options)
         engines.check_plan(engine, plan)
-        features, dropped = tokenize_examples(
-            stage_examples[stage], tokenizer, ctx["template"], options.cutoff_len
+        features, dropped, cache = tokenize_cached(
+            stage_examples[stage], tokenizer, ctx["template"], options.cutoff_len, options.tokenized_cache
         )
         if not features:
             raise SlamError(f"{stage}: no example left after truncation to {options.cutoff_len} tokens")
+        features, val_features = split_validation(features, options.val_size, options.seed)
         trainer = build_trainer(
-            model, tokenizer, FeatureDataset(features), options, stage_dir, frozen=frozen, args=args
+            model,
+            tokenizer,
+            _dataset(features, options),
+            options,
+            stage_dir,
+            frozen=frozen,
+            args=args,
+            eval_dataset=_dataset(val_features, options) if val_features else None,
         )
         engines.check_trainer(trainer, engine)
         if run is not None:
@@ -382,14 +452,22 @@ def _train_stages(ctx: dict, stage_examples, previous: dict | None, run, first_a
         tokens = int(trainer.state.num_input_tokens_seen or 0)  # summed over the processes
         world = engines.world_size(trainer)
         curves[stage] = loss_curve(trainer.state.log_history)
+        if val_features:
+            eval_curves[stage] = eval_curve(trainer.state.log_history)
+        positions = trainer.positions_seen
         done[stage] = {
             "wall_seconds": wall,
             "steps": int(trainer.state.global_step),
             "resumed_from": str(checkpoint) if checkpoint else None,
             "loaded_partitioned": partitioned,
             "examples": len(features),
+            "validation_examples": len(val_features),
             "dropped_examples": dropped,
+            "tokenized_cache": cache,
+            "packing": options.packing,
             "tokens_seen": tokens,
+            "positions_computed": positions,
+            "padding_share": 1 - tokens / positions if positions else 0.0,
             "tokens_per_second": tokens / wall if wall > 0 else 0.0,
             "train_loss": float(result.training_loss),
             "final_loss": curves[stage][-1]["loss"] if curves[stage] else float("nan"),
@@ -397,7 +475,7 @@ def _train_stages(ctx: dict, stage_examples, previous: dict | None, run, first_a
             "optimizer_state_bytes": optimizer_state_bytes(trainer),
         }
         if run is not None:
-            atomic_write_json(out / "metrics.json", {"loss_curve": curves, "method": options.method})
+            atomic_write_json(out / "metrics.json", _metrics(curves, eval_curves, options))
             atomic_write_json(out / "timing.json", _timing(done, False, ctx, plan, counts, world))
         trainer.accelerator.wait_for_everyone()
         # The next stage loads its own model (from this one's final/): free this one first.
@@ -418,7 +496,7 @@ def _train_stages(ctx: dict, stage_examples, previous: dict | None, run, first_a
     timing = _timing(done, True, ctx, plan, counts, world)
     timing["process_seconds"] = time.perf_counter() - started
     if run is not None:
-        _finish(ctx, plan, timing, curves)
+        _finish(ctx, plan, timing, curves, eval_curves)
     engines.wait_for_everyone()  # the other processes end once final/ is complete
     return timing
 
@@ -452,12 +530,44 @@ def _timing(done, complete, ctx, plan, counts, world: int) -> dict:
     }
 
 
-def _previous_curves(out: Path) -> dict:
-    """Loss curves of stages finished before a crash (metrics.json is rewritten after each stage)."""
+def _previous_curves(out: Path) -> tuple[dict, dict]:
+    """Training and validation loss curves of stages finished before a crash (metrics.json is
+    rewritten after each stage)."""
     path = out / "metrics.json"
+    if not path.is_file():
+        return {}, {}
+    metrics = read_json_object(path, "metrics of the run to resume")
+    return metrics.get("loss_curve", {}), metrics.get("eval_loss_curve", {})
+
+
+def _metrics(curves: dict, eval_curves: dict, options: TrainOptions) -> dict:
+    metrics = {"loss_curve": curves, "method": options.method}
+    if eval_curves:
+        metrics["eval_loss_curve"] = eval_curves
+    return metrics
+
+
+def split_validation(features: list[dict], val_size: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """(train, validation): ``val_size`` of the examples (at least one) drawn with ``seed``."""
+    import random
+
+    if val_size <= 0:
+        return features, []
+    n_val = max(1, round(len(features) * val_size))
+    if n_val >= len(features):
+        raise SlamError(f"--val-size {val_size} leaves no training example of {len(features)}")
+    held = set(random.Random(seed).sample(range(len(features)), n_val))
     return (
-        read_json_object(path, "metrics of the run to resume").get("loss_curve", {}) if path.is_file() else {}
+        [f for i, f in enumerate(features) if i not in held],
+        [f for i, f in enumerate(features) if i in held],
     )
+
+
+def _dataset(features: list[dict], options: TrainOptions):
+    from slam_align.data.packing import PackedDataset
+    from slam_align.data.tokenize import FeatureDataset
+
+    return PackedDataset(features, options.cutoff_len) if options.packing else FeatureDataset(features)
 
 
 def training_record(out: Path, options: TrainOptions, timing: dict, template) -> dict:
@@ -479,7 +589,7 @@ def training_record(out: Path, options: TrainOptions, timing: dict, template) ->
     }
 
 
-def _finish(ctx: dict, plan, timing, curves) -> None:
+def _finish(ctx: dict, plan, timing, curves, eval_curves) -> None:
     options, recipe, out = ctx["options"], ctx["recipe"], ctx["out"]
     final = out / "final"
     if _rebuilds_final(recipe, ctx["engine"]):
@@ -493,8 +603,8 @@ def _finish(ctx: dict, plan, timing, curves) -> None:
         extra = {"method": options.method, **plan.summary()}
         save_delta(final, list(plan.trainable_names), options.model, ctx["base_config"], extra)
     atomic_write_json(final / TRAIN_RECORD, training_record(out, options, timing, ctx["template"]))
-    atomic_write_json(out / "metrics.json", {"loss_curve": curves, "method": options.method})
-    plot_losses(curves, out / "loss.png", f"{options.method}: training loss")
+    atomic_write_json(out / "metrics.json", _metrics(curves, eval_curves, options))
+    plot_losses(curves, out / "loss.png", f"{options.method}: training loss", eval_curves)
     atomic_write_json(out / "timing.json", timing)
     write_readme(out, options, timing, plan.summary())
 

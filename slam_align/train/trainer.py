@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from slam_align.data.packing import REAL_TOKENS, PackedCollator
 from slam_align.data.tokenize import MaskedCollator, pad_token_id
 from slam_align.errors import SlamError
 from slam_align.train.engines import Engine, launched_world_size, resolve_engine, training_kwargs
@@ -65,7 +66,8 @@ def training_arguments(
         save_strategy="steps" if options.save_steps > 0 else "no",
         save_steps=max(options.save_steps, 1),
         save_total_limit=options.save_total_limit,
-        report_to="none",
+        report_to=options.report_to,
+        use_liger_kernel=options.use_liger_kernel,
         disable_tqdm=not options.progress,
         include_num_input_tokens_seen="non_padding",
         remove_unused_columns=False,  # our features are exactly the model's inputs
@@ -79,6 +81,14 @@ def training_arguments(
     )
     if options.optim:
         kwargs["optim"] = options.optim
+    if options.group_by_length:
+        kwargs["train_sampling_strategy"] = "group_by_length"
+    if options.val_size > 0:
+        kwargs.update(
+            eval_strategy="steps",
+            eval_steps=options.eval_steps,
+            per_device_eval_batch_size=options.per_device_train_batch_size,
+        )
     if options.gradient_checkpointing:
         # Non-reentrant checkpointing works when a block's input does not require grad
         # (frozen embeddings); apply_plan also enables input grads for the reentrant kind.
@@ -91,12 +101,35 @@ def _trainer_classes():
     from transformers import Trainer, TrainerCallback
 
     class SlamTrainer(Trainer):
-        """The stock Trainer; partially trainable fused tensors get no weight decay."""
+        """The stock Trainer; partially trainable fused tensors get no weight decay, and the
+        positions computed are counted beside the real tokens (the padding share)."""
 
         no_decay: frozenset = frozenset()
+        positions_seen: int = 0
+        _real_tokens = None
 
         def get_decay_parameter_names(self, model) -> list[str]:
             return [n for n in super().get_decay_parameter_names(model) if n not in self.no_decay]
+
+        def _prepare_inputs(self, inputs):
+            # Packed batches bring their real-token count (they have no attention mask to
+            # count it from); it is not a model input. Training and evaluation both pass here.
+            self._real_tokens = inputs.pop(REAL_TOKENS, None)
+            return super()._prepare_inputs(inputs)
+
+        def _track_num_input_tokens(self, inputs):
+            if "attention_mask" in inputs:
+                real = inputs["attention_mask"].sum()
+            elif self._real_tokens is not None:
+                real = self._real_tokens
+            else:
+                real = inputs["input_ids"].numel()
+            counts = torch.stack(
+                [torch.as_tensor(real).reshape(()), torch.as_tensor(inputs["input_ids"].numel())]
+            ).to(device=self.args.device, dtype=torch.int64)
+            real, positions = self.accelerator.gather(counts).view(-1, 2).sum(0).tolist()
+            self.state.num_input_tokens_seen += real
+            self.positions_seen += positions
 
     class RestoreFrozenSlices(TrainerCallback):
         """Puts the frozen halves of fused tensors back after every optimizer step."""
@@ -111,10 +144,19 @@ def _trainer_classes():
 
 
 def build_trainer(
-    model, tokenizer, dataset, options, output_dir, frozen=None, seed: int | None = None, args=None
+    model,
+    tokenizer,
+    dataset,
+    options,
+    output_dir,
+    frozen=None,
+    seed: int | None = None,
+    args=None,
+    eval_dataset=None,
 ):
     """A Trainer for ``model`` (already frozen by its recipe: ``frozen`` is the
-    :class:`~slam_align.models.apply_plan.FrozenParams` handle) on a tokenised dataset;
+    :class:`~slam_align.models.apply_plan.FrozenParams` handle) on a tokenised dataset
+    (``--packing``: a :class:`~slam_align.data.packing.PackedDataset`, else features);
     ``args``: the ``TrainingArguments`` made before the model was loaded (else made here)."""
     SlamTrainer, RestoreFrozenSlices = _trainer_classes()
     if args is None:
@@ -126,7 +168,8 @@ def build_trainer(
         model=model,
         args=args,
         train_dataset=dataset,
-        data_collator=MaskedCollator(pad_token_id(tokenizer)),
+        eval_dataset=eval_dataset,
+        data_collator=(PackedCollator if options.packing else MaskedCollator)(pad_token_id(tokenizer)),
         processing_class=tokenizer,
         # Fused gate_up under ``ffn``: the plan's gradient hook keeps AdamW off the frozen gate
         # half; putting it back after every step makes that exact for any optimizer.

@@ -455,6 +455,9 @@ def _train_stages(ctx: dict, stage_examples, previous: dict | None, run, first_a
         if val_features:
             eval_curves[stage] = eval_curve(trainer.state.log_history)
         positions = trainer.positions_seen
+        # Validation passes run inside train(): they are not training throughput.
+        eval_seconds = sum(e.get("eval_runtime", 0.0) for e in trainer.state.log_history)
+        train_seconds = max(wall - eval_seconds, 0.0)
         done[stage] = {
             "wall_seconds": wall,
             "steps": int(trainer.state.global_step),
@@ -468,7 +471,8 @@ def _train_stages(ctx: dict, stage_examples, previous: dict | None, run, first_a
             "tokens_seen": tokens,
             "positions_computed": positions,
             "padding_share": 1 - tokens / positions if positions else 0.0,
-            "tokens_per_second": tokens / wall if wall > 0 else 0.0,
+            "eval_seconds": eval_seconds,
+            "tokens_per_second": tokens / train_seconds if train_seconds > 0 else 0.0,
             "train_loss": float(result.training_loss),
             "final_loss": curves[stage][-1]["loss"] if curves[stage] else float("nan"),
             "trainable_params": counts["trainable_params"],
@@ -510,6 +514,7 @@ def _timing(done, complete, ctx, plan, counts, world: int) -> dict:
     trainable = max((s["trainable_params"] for s in stages.values()), default=trainable)
     walls = sum(s["wall_seconds"] for s in stages.values())
     tokens = sum(s["tokens_seen"] for s in stages.values())
+    evals = sum(s.get("eval_seconds", 0.0) for s in stages.values())
     return {
         "complete": complete,
         "method": options.method,
@@ -517,7 +522,7 @@ def _timing(done, complete, ctx, plan, counts, world: int) -> dict:
         "total_wall_seconds": walls,
         "steps": sum(s["steps"] for s in stages.values()),
         "tokens_seen": tokens,
-        "tokens_per_second": tokens / walls if walls else 0.0,
+        "tokens_per_second": tokens / training if (training := walls - evals) > 0 else 0.0,
         "trainable_params": trainable,
         "total_params": total,
         "trainable_fraction": trainable / total if total else 0.0,

@@ -21,6 +21,7 @@ would also be run on the same data; otherwise the JSON says why it was skipped.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -111,7 +112,11 @@ def main() -> None:
     if not (SHARED / "train-samples").is_dir():
         print(json.dumps({"skipped": f"shared data not found at {SHARED} (set SLAM_SHARED_DATA)"}))
         return
-    with tempfile.TemporaryDirectory(prefix="slam-throughput-") as tmp:
+    # Libraries print to stdout on import (DeepSpeed's accelerator line): keep stdout one JSON line.
+    with (
+        contextlib.redirect_stdout(sys.stderr),
+        tempfile.TemporaryDirectory(prefix="slam-throughput-") as tmp,
+    ):
         tmp = Path(tmp)
         data = build_mixture(tmp / "mix")
         model = build_model(data, tmp / "model", args)

@@ -14,8 +14,13 @@ max RSS of the child; GPU: max allocated).
     python benchmarks/throughput.py --json                   # 30 steps, micro-batch 4, cutoff 512
     python benchmarks/throughput.py --json --steps 5 --rounds 1   # a quick look
 
-If LLaMA-Factory is importable by ``--llamafactory-python`` (default: this interpreter), it
-would also be run on the same data; otherwise the JSON says why it was skipped.
+The trained parameters are the MLPs (gate, up, down: ``--modules ffn-all``) of the first
+``--trained-layers`` layers, which is what LLaMA-Factory's freeze mode trains with
+``freeze_trainable_layers: -N, freeze_trainable_modules: mlp``: if LLaMA-Factory imports in
+``--llamafactory-python`` (it is not a dependency; a separate venv, see docs/training.md), it
+is run the same way in the same rounds with its defaults otherwise (no packing, no length
+grouping) and LLaMA-Factory 0.5.3's ``default`` template, registered at run time, against
+``--prompt llamafactory-default``; else the JSON says why it was skipped.
 """
 
 from __future__ import annotations
@@ -57,9 +62,9 @@ def build_model(data: Path, out: Path, args) -> Path:
 def train_once(model: Path, data: Path, out: Path, mode: str, args) -> dict:
     cmd = [
         sys.executable, "-m", "slam_align", "train", "--model", str(model), "--data", str(data),
-        "--output", str(out), "--method", args.method, "--max-steps", str(args.steps),
+        "--output", str(out), "--method", args.method, "--modules", args.modules, "--layers", f"0-{args.trained_layers - 1}", "--max-steps", str(args.steps),
         "--per-device-train-batch-size", str(args.batch), "--cutoff-len", str(args.cutoff),
-        "--learning-rate", str(args.learning_rate), "--seed", "0", "--val-size", str(args.val_size),
+        "--learning-rate", str(args.learning_rate), "--seed", "0", "--prompt", args.prompt, "--val-size", str(args.val_size),
         "--eval-steps", str(args.steps), "--no-progress", "--no-save-delta", "--overwrite", *MODES[mode],
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1"}
@@ -85,12 +90,70 @@ def train_once(model: Path, data: Path, out: Path, mode: str, args) -> dict:
     }
 
 
-def llamafactory_status(python: str) -> dict:
+# Run inside LLaMA-Factory's environment: register LLaMA-Factory 0.5.3's `default` template
+# (the official SLAM code's; 0.9.5's `default` differs) and train; print the peak RSS last.
+_LF_SCRIPT = """
+import json, resource, sys
+from llamafactory.data.formatter import StringFormatter
+from llamafactory.data.template import register_template
+from llamafactory.train.tuner import run_exp
+register_template(
+    name="default_053",
+    format_user=StringFormatter(slots=["Human: {{content}}\\nAssistant: "]),
+    format_assistant=StringFormatter(slots=["{{content}}", {"eos_token"}]),
+)
+run_exp(json.loads(sys.argv[1]))
+print("PEAK_RSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def llamafactory_python(python: str) -> tuple[str | None, str]:
+    """(python, "") if LLaMA-Factory imports there, else (None, why)."""
     proc = subprocess.run([python, "-c", "import llamafactory"], capture_output=True, text=True)
     if proc.returncode:
         last = (proc.stderr.strip().splitlines() or ["not importable"])[-1]
-        return {"skipped": f"LLaMA-Factory is not importable by {python} ({last})"}
-    return {"skipped": "LLaMA-Factory is importable, but running it is not implemented in this benchmark"}
+        return None, f"LLaMA-Factory is not importable by {python} ({last})"
+    return python, ""
+
+
+def train_llamafactory(python: str, model: Path, data: Path, out: Path, args) -> dict:
+    """LLaMA-Factory's SFT with its defaults (no packing, no length grouping) in freeze mode on
+    the nearest plan to SLAM's (first --trained-layers layers' MLPs), same data, steps, batch, cutoff."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "dataset_info.json").write_text(json.dumps({"mix": {"file_name": str(data)}}))
+    config = {
+        "model_name_or_path": str(model), "stage": "sft", "do_train": True, "finetuning_type": "freeze",
+        "freeze_trainable_layers": -args.trained_layers, "freeze_trainable_modules": "mlp",
+        "dataset": "mix", "dataset_dir": str(out), "template": "default_053", "cutoff_len": args.cutoff,
+        "per_device_train_batch_size": args.batch, "gradient_accumulation_steps": 1,
+        "max_steps": args.steps, "learning_rate": args.learning_rate, "lr_scheduler_type": "cosine",
+        "logging_steps": 1, "output_dir": str(out / "run"), "overwrite_output_dir": True,
+        "save_strategy": "no", "report_to": "none", "seed": 0, "disable_tqdm": True,
+        "include_num_input_tokens_seen": "non_padding", "overwrite_cache": True,
+    }  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1"}
+    if args.lf_pythonpath:
+        env["PYTHONPATH"] = args.lf_pythonpath
+    proc = subprocess.run(
+        [python, "-c", _LF_SCRIPT, json.dumps(config)], env=env, capture_output=True, text=True
+    )
+    if proc.returncode:
+        raise SystemExit(f"LLaMA-Factory failed: {proc.stderr.strip().splitlines()[-3:]}")
+    state = json.loads((out / "run" / "trainer_state.json").read_text())
+    results = json.loads((out / "run" / "train_results.json").read_text())
+    losses = [e for e in state["log_history"] if "loss" in e]
+    tokens = max(e.get("num_input_tokens_seen", 0) for e in state["log_history"])
+    peak = [int(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("PEAK_RSS")]
+    return {
+        "real_tokens_per_second": tokens / results["train_runtime"],
+        "real_tokens": tokens,
+        "wall_seconds": results["train_runtime"],
+        "final_loss": losses[-1]["loss"],
+        "mean_loss_last_5_steps": statistics.fmean(e["loss"] for e in losses[-5:]),
+        "peak_memory_bytes": peak[-1] if peak else None,
+        "peak_memory_kind": "cpu_max_rss",
+        "plan": f"freeze: MLP (gate, up, down) of the first {args.trained_layers} layers",
+    }
 
 
 def main() -> None:
@@ -102,11 +165,21 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--vocab", type=int, default=8000, help="BPE vocabulary trained on the mixture")
     p.add_argument("--method", default="slam")
+    p.add_argument(
+        "--modules",
+        default="ffn-all",
+        help="slam --modules: ffn-all trains what LLaMA-Factory's freeze mode does",
+    )
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--val-size", type=float, default=0.02)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--llamafactory-python", default=sys.executable)
+    p.add_argument("--llamafactory-python", default=sys.executable, help="an interpreter with LLaMA-Factory")
+    p.add_argument("--lf-pythonpath", default="", help="PYTHONPATH for it (e.g. a torchaudio stub)")
+    p.add_argument("--trained-layers", type=int, default=6, help="trained layers: the first N (both tools)")
+    p.add_argument(
+        "--prompt", default="llamafactory-default", help="slam train --prompt (LLaMA-Factory 0.5.3's)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON line")
     args = p.parse_args()
     if not (SHARED / "train-samples").is_dir():
@@ -120,13 +193,16 @@ def main() -> None:
         tmp = Path(tmp)
         data = build_mixture(tmp / "mix")
         model = build_model(data, tmp / "model", args)
-        runs: dict[str, list[dict]] = {m: [] for m in MODES}
+        lf_python, lf_skipped = llamafactory_python(args.llamafactory_python)
+        modes = [*MODES, "llamafactory"] if lf_python else list(MODES)
+        runs: dict[str, list[dict]] = {m: [] for m in modes}
         for _ in range(args.rounds):
-            for mode in MODES:
-                runs[mode].append(train_once(model, data, tmp / mode, mode, args))
-    result: dict = {
-        "settings": {k: v for k, v in vars(args).items() if k not in ("json", "llamafactory_python")}
-    }
+            for mode in modes:
+                if mode == "llamafactory":
+                    runs[mode].append(train_llamafactory(lf_python, model, data, tmp / mode, args))
+                else:
+                    runs[mode].append(train_once(model, data, tmp / mode, mode, args))
+    result: dict = {"settings": {k: v for k, v in vars(args).items() if k not in ("json", "lf_pythonpath")}}
     for mode, rs in runs.items():
         best = dict(rs[0])
         best["real_tokens_per_second"] = statistics.median(r["real_tokens_per_second"] for r in rs)
@@ -136,7 +212,12 @@ def main() -> None:
     padded = result["padded"]["real_tokens_per_second"]
     result["packed_over_padded_tokens_per_second"] = result["packed"]["real_tokens_per_second"] / padded
     result["grouped_over_padded_tokens_per_second"] = result["grouped"]["real_tokens_per_second"] / padded
-    result["llamafactory"] = llamafactory_status(args.llamafactory_python)
+    if lf_python:
+        lf = result["llamafactory"]["real_tokens_per_second"]
+        result["packed_over_llamafactory_tokens_per_second"] = result["packed"]["real_tokens_per_second"] / lf
+        result["padded_over_llamafactory_tokens_per_second"] = padded / lf
+    else:
+        result["llamafactory"] = {"skipped": lf_skipped}
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
 
 

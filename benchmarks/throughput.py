@@ -107,6 +107,48 @@ print("PEAK_RSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 """
 
 
+# One forward + backward at the full micro-batch budget (batch x cutoff positions) in a fresh
+# process; prints the peak RSS above the loaded model's, in bytes.
+_MEMORY_SCRIPT = """
+import resource, sys, torch
+from transformers import AutoModelForCausalLM
+from slam_align.data.packing import REAL_TOKENS, PackedCollator
+from slam_align.data.tokenize import MaskedCollator
+form, model, batch, cutoff = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+m = AutoModelForCausalLM.from_pretrained(model)
+g = torch.Generator().manual_seed(0)
+def ex(n):
+    ids = torch.randint(3, m.config.vocab_size, (n,), generator=g).tolist()
+    return {"input_ids": ids, "labels": [-100] * (n // 8) + ids[n // 8:]}
+if form == "padded_without_padding":
+    b = MaskedCollator(0)([ex(cutoff) for _ in range(batch)])
+elif form == "padded_with_padding":
+    b = MaskedCollator(0)([ex(cutoff)] + [ex(cutoff * 3 // 5) for _ in range(batch - 1)])
+else:
+    b = PackedCollator(0)([[ex(cutoff // 2), ex(cutoff - cutoff // 2)] for _ in range(batch)])
+b.pop(REAL_TOKENS, None)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for _ in range(2):
+    m(**b).loss.backward()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024)
+"""
+MEMORY_FORMS = ("padded_without_padding", "padded_with_padding", "packed")
+
+
+def same_budget_memory(model: Path, args) -> dict:
+    """Peak RSS above the loaded model of one step at ``batch x cutoff`` positions per form
+    (CPU): the like-for-like memory comparison, since a packed step is always at that budget."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(ROOT)}
+    out = {}
+    for form in MEMORY_FORMS:
+        cmd = [sys.executable, "-c", _MEMORY_SCRIPT, form, str(model), str(args.batch), str(args.cutoff)]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        out[form] = int(proc.stdout.strip().splitlines()[-1])
+    out["packed_over_padded_with_padding"] = out["packed"] / out["padded_with_padding"]
+    out["packed_over_padded_without_padding"] = out["packed"] / out["padded_without_padding"]
+    return out
+
+
 def llamafactory_python(python: str) -> tuple[str | None, str]:
     """(python, "") if LLaMA-Factory imports there, else (None, why)."""
     proc = subprocess.run([python, "-c", "import llamafactory"], capture_output=True, text=True)
@@ -193,6 +235,7 @@ def main() -> None:
         tmp = Path(tmp)
         data = build_mixture(tmp / "mix")
         model = build_model(data, tmp / "model", args)
+        memory = same_budget_memory(model, args)
         lf_python, lf_skipped = llamafactory_python(args.llamafactory_python)
         modes = [*MODES, "llamafactory"] if lf_python else list(MODES)
         runs: dict[str, list[dict]] = {m: [] for m in modes}
@@ -212,6 +255,7 @@ def main() -> None:
     padded = result["padded"]["real_tokens_per_second"]
     result["packed_over_padded_tokens_per_second"] = result["packed"]["real_tokens_per_second"] / padded
     result["grouped_over_padded_tokens_per_second"] = result["grouped"]["real_tokens_per_second"] / padded
+    result["same_budget_step_peak_rss_above_model_bytes"] = memory
     if lf_python:
         lf = result["llamafactory"]["real_tokens_per_second"]
         result["packed_over_llamafactory_tokens_per_second"] = result["packed"]["real_tokens_per_second"] / lf

@@ -444,9 +444,9 @@ def _train_stages(ctx: dict, stage_examples, previous: dict | None, run, first_a
         checkpoint = newest_checkpoint(stage_dir) if options.resume else None
         if checkpoint:
             log.info("resuming %s from %s", stage, checkpoint)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         counts = count_parameters(model, plan)  # before saving: LoRA's merge removes the adapters
         _save_stage(trainer, model, plan, target, ctx)
         tokens = int(trainer.state.num_input_tokens_seen or 0)  # summed over the processes
@@ -472,6 +472,9 @@ def _train_stages(ctx: dict, stage_examples, previous: dict | None, run, first_a
             "positions_computed": positions,
             "padding_share": 1 - tokens / positions if positions else 0.0,
             "eval_seconds": eval_seconds,
+            # this process' CPU time in train() (validation included): other processes'
+            # load on a shared machine does not inflate it as it does the wall time
+            "cpu_seconds": cpu,
             "tokens_per_second": tokens / train_seconds if train_seconds > 0 else 0.0,
             "train_loss": float(result.training_loss),
             "final_loss": curves[stage][-1]["loss"] if curves[stage] else float("nan"),

@@ -263,6 +263,8 @@ def main() -> None:
         for _ in range(args.rounds):
             for mode in modes:
                 if mode == "llamafactory":
+                    if lf_python is None:  # failed in an earlier round
+                        continue
                     try:
                         runs[mode].append(train_llamafactory(lf_python, model, data, tmp / mode, args))
                     except (SystemExit, OSError, ValueError, KeyError) as e:  # the optional part

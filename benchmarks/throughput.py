@@ -6,7 +6,9 @@ the same data (the shared-sample mixture, ``configs/data/shared-sample.yaml``, b
 each mode is one ``python -m slam_align train`` child process (so each peak memory is the
 mode's own), in interleaved rounds so that load from other processes hits every mode alike
 (median of the rounds). Per mode: real tokens per second (``timing.json``'s tokens seen over
-the training wall time), the padding share of the positions computed, the final training
+the training wall time) and per CPU second of training (``--clock cpu`` takes the ratio keys
+from it: other jobs on a shared machine inflate wall time, not a process' CPU time), a
+peak memory of one step at the same token budget per batch form, the padding share of the positions computed, the final training
 loss, the validation loss at the last step on the same held-out examples (``--val-size``:
 the like-for-like loss, since packing puts more examples in a step), and peak memory (CPU:
 max RSS of the child; GPU: max allocated).

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from model_files import model_tensors as _tensors
 from safetensors.torch import load_file
 
 from slam_align.errors import SlamError
@@ -26,14 +27,6 @@ from slam_align.train.train import TrainOptions, train
 pytestmark = pytest.mark.slow  # every test here trains or runs slam as a subprocess
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "train-samples"
-
-
-def _tensors(model_dir: Path) -> dict[str, torch.Tensor]:
-    out = {}
-    for f in sorted(Path(model_dir).glob("*.safetensors")):
-        if f.name != "slam_delta.safetensors":
-            out.update(load_file(str(f)))
-    return out
 
 
 def _changed(base: dict, new: dict) -> set[str]:

@@ -182,7 +182,8 @@ def test_resume_after_kill_gives_the_same_weights(tmp_path, tiny_model_factory, 
     cmd = [sys.executable, "-m", "slam_align", *_args(base, mix, out, *common)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
     deadline = time.time() + 300
-    while not (out / "checkpoint-4" / "trainer_state.json").is_file():
+    # slam_elapsed.json is written just after the checkpoint: kill once it is there.
+    while not (out / "checkpoint-4" / "slam_elapsed.json").is_file():
         assert proc.poll() is None, "training ended before the test could kill it"
         assert time.time() < deadline
         time.sleep(0.02)
@@ -195,8 +196,11 @@ def test_resume_after_kill_gives_the_same_weights(tmp_path, tiny_model_factory, 
     a, b = _tensors(tmp_path / "straight" / "final"), _tensors(out / "final")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert _changed(_tensors(base), b) == _ffn([0, 2])
-    resumed_from = json.loads((out / "timing.json").read_text())["stages"]["train"]["resumed_from"]
-    assert re.search(r"checkpoint-\d+$", resumed_from)
+    stage = json.loads((out / "timing.json").read_text())["stages"]["train"]
+    assert re.search(r"checkpoint-\d+$", stage["resumed_from"])
+    # The time before the kill counts too, not only the resumed part.
+    before = json.loads((Path(stage["resumed_from"]) / "slam_elapsed.json").read_text())["wall_seconds"]
+    assert stage["wall_seconds"] > before > 0
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,7 @@ COMMON_OUTPUTS = (
     "metrics.json",
     "timing.json",
     "README.md",
+    ".*.tmp",  # atomic_path's temporary files, left only by a writer killed mid-write
 )
 
 

@@ -131,3 +131,54 @@ def test_save_delta_decides_the_delta_file(tmp_path, tiny_llama_dir):
     train(TrainOptions(**common, output=str(tmp_path / "without"), save_delta=False))
     assert (tmp_path / "with" / "final" / "slam_delta.safetensors").is_file()
     assert not (tmp_path / "without" / "final" / "slam_delta.safetensors").exists()
+
+
+def test_eval_dtype_decides_the_weights_dtype(tiny_llama_dir):
+    import torch
+
+    from slam_align.evaluate.generate import load_model_for_generation
+
+    for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32), ("auto", torch.float32)):
+        model = load_model_for_generation(str(tiny_llama_dir), dtype=name, device="cpu")
+        assert next(model.parameters()).dtype == dtype, name
+
+
+def test_identify_threshold_max_length_and_batch_size(tmp_path, tiny_llama_dir):
+    from slam_align.identify.identify import IdentifyOptions, identify
+
+    questions = [
+        "Tom has 3 apples and buys 2 more at the shop. How many?",
+        "A box holds 4 pens.",
+        "Sam eats 1 egg.",
+    ]
+    bench = _jsonl(
+        tmp_path / "bench.jsonl",
+        [
+            {"lang": lang, "index": i, "question": f"({lang}) {q}", "answer": i}
+            for lang in ("en", "de")
+            for i, q in enumerate(questions)
+        ],
+    )
+
+    def run(name, **kw):
+        return identify(
+            IdentifyOptions(
+                model=str(tiny_llama_dir),
+                output=str(tmp_path / name),
+                benchmark=f"jsonl:{bench}",
+                langs=["en", "de"],
+                top_k=2,
+                plots=False,
+                progress=False,
+                **kw,
+            )
+        )
+
+    base = run("base")
+    short = run("short", max_length=4)
+    assert all(short["num_tokens"][lang] <= 3 * 4 < base["num_tokens"][lang] for lang in ("en", "de"))
+    strict = run("strict", threshold=0.5)
+    assert strict["threshold"] == 0.5
+    assert strict["activation"]["activated_count"] != base["activation"]["activated_count"]
+    one_by_one = run("one", batch_size=1)  # batching only groups questions: same statistics
+    assert one_by_one["scores"] == pytest.approx(base["scores"], rel=1e-4, abs=1e-9)

@@ -14,7 +14,8 @@ Every command that writes results writes them into a *run directory* through
   no command, is never touched;
 - a run that fails before its work begins leaves nothing behind, so the corrected
   command runs as if the first had never happened; a run that fails later stays
-  resumable (``run.json`` says ``failed``);
+  resumable (``run.json`` says ``failed``), or, for a command that cannot resume, is
+  replaced by the next run of that command without ``--overwrite``;
 - one writer at a time (an OS lock, released by the kernel if the process dies);
 - every file is written atomically (a temporary file renamed into place) with the
   user's umask.

@@ -10,8 +10,8 @@ start-up): about 100 s on 2 busy cores, hence ``slow``.
 
 The classes: bad paths, corrupt / non-UTF-8 files, wrong types, NaN / inf / negative / zero,
 output equal to an input, output below a file, a foreign non-empty output with --overwrite,
-a read-only output (a read-only bind mount as root, chmod otherwise), a file-size limit
-(RLIMIT_FSIZE: EFBIG, as a full disk fails), and a failed run followed by the corrected
+a read-only output (a read-only bind mount as root, chmod otherwise), a full disk (a
+filled 256 KiB tmpfs, as root), a file-size limit (RLIMIT_FSIZE: EFBIG), and a failed run followed by the corrected
 command, which must work without --overwrite (``test_failed_run_never_blocks_the_fix``).
 """
 
@@ -42,7 +42,7 @@ class Case:
     names: str  # the error line must contain this (the value, flag or file at fault)
     fsize: bool = False  # run under a file-size limit
     env: dict = field(default_factory=dict)
-    needs: str = ""  # "readonly": skipped where no read-only folder can be made
+    needs: str = ""  # "readonly" / "full": skipped where such a folder cannot be made
 
 
 def c(id: str, cmd: str, names: str, **kw) -> Case:
@@ -79,6 +79,7 @@ CASES = [
     c("build-seed-nan", "data build {P}/build.yaml --output {P}/out/b4 --seed nan", "seed"),
     c("build-readonly", "data build {P}/build.yaml --output {P}/ro/b", "ro/b", needs="readonly"),
     c("build-file-size-limit", "data build {P}/build.yaml --output {P}/out/b5", "b5", fsize=True),
+    c("build-disk-full", "data build {P}/build.yaml --output {P}/full/b", "full/b", needs="full"),
     # --- data inspect --------------------------------------------------------------------
     c("inspect-missing-file", "data inspect --file {P}/no-such.jsonl", "no-such.jsonl"),
     c("inspect-not-utf8", "data inspect --file {P}/latin1.jsonl", "latin1.jsonl"),
@@ -116,6 +117,12 @@ CASES = [
         "identify --model {M} --output {P}/out/i6 {BENCH} --top-k 2",
         "i6",
         fsize=True,
+    ),
+    c(
+        "identify-disk-full",
+        "identify --model {M} --output {P}/full/i {BENCH} --top-k 2",
+        "full/i",
+        needs="full",
     ),
     # --- train ---------------------------------------------------------------------------
     c(
@@ -176,6 +183,7 @@ CASES = [
     ),
     c("train-readonly", "train --model {M} --output {P}/ro/t {DATA}", "ro/t", needs="readonly"),
     c("train-file-size-limit", "train --model {M} --output {P}/out/t17 {DATA}", "t17", fsize=True),
+    c("train-disk-full", "train --model {M} --output {P}/full/t {DATA}", "full/t", needs="full"),
     # --- merge ---------------------------------------------------------------------------
     c(
         "merge-truncated-delta",
@@ -217,6 +225,7 @@ CASES = [
         "foreign",
     ),
     c("eval-readonly", "eval --model {M} --output {P}/ro/e {BENCH}", "ro/e", needs="readonly"),
+    c("eval-disk-full", "eval --model {M} --output {P}/full/e {BENCH}", "full/e", needs="full"),
     # --- score ---------------------------------------------------------------------------
     c(
         "score-output-is-input",
@@ -254,6 +263,12 @@ CASES = [
         "score --predictions {P}/decoys/predictions.jsonl --output {P}/out/s.json",
         "s.json",
         fsize=True,
+    ),
+    c(
+        "score-disk-full",
+        "score --predictions {P}/decoys/predictions.jsonl --output {P}/full/s.json",
+        "s.json",
+        needs="full",
     ),
     # --- compare -------------------------------------------------------------------------
     c("compare-bad-metrics", "compare {P}/bad-eval", "metrics.json"),
@@ -426,6 +441,28 @@ def _read_only_dir(root: Path):
     return None, lambda: None
 
 
+def _full_disk(root: Path):
+    """A folder on a file system with no space left (a small tmpfs, filled); None where
+    this machine cannot mount one (not root)."""
+    full = root / "full"
+    full.mkdir()
+    if os.geteuid() != 0:
+        return None, lambda: None
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(full)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        return None, lambda: None
+    try:
+        with open(full / ".filler", "wb") as f:
+            while True:
+                f.write(b"x" * 4096)
+                f.flush()
+    except OSError:  # ENOSPC: full
+        pass
+    return full, lambda: subprocess.run(["umount", str(full)], capture_output=True)
+
+
 def _limit_file_size():
     resource.setrlimit(resource.RLIMIT_FSIZE, (FSIZE_BYTES, FSIZE_BYTES))
 
@@ -451,7 +488,8 @@ def hostile(request, tmp_path_factory, tiny_llama_dir):
     """Every case run once (four at a time); the decoys' snapshots before and after."""
     world = tmp_path_factory.mktemp("hostile")
     _make_world(world, tiny_llama_dir)
-    ro, release = _read_only_dir(world)
+    ro, release_ro = _read_only_dir(world)
+    full, release_full = _full_disk(world)
     before = snapshot(world / "decoys")
     inputs_before = {p.name: p.read_bytes() for p in world.iterdir() if p.is_file()}
     # Only the cases this session collected (``-k`` picks a few while working on them).
@@ -460,9 +498,8 @@ def hostile(request, tmp_path_factory, tiny_llama_dir):
         for item in request.session.items
         if hasattr(item, "callspec") and "case" in item.callspec.params
     } or {case.id for case in CASES}
-    runnable = [
-        case for case in CASES if case.id in collected and not (case.needs == "readonly" and ro is None)
-    ]
+    unavailable = {"readonly": ro is None, "full": full is None}
+    runnable = [case for case in CASES if case.id in collected and not unavailable.get(case.needs)]
     try:
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             results = dict(
@@ -471,7 +508,8 @@ def hostile(request, tmp_path_factory, tiny_llama_dir):
                 )
             )
     finally:
-        release()
+        release_ro()
+        release_full()
     after = snapshot(world / "decoys")
     inputs_after = {p.name: p.read_bytes() for p in world.iterdir() if p.is_file()}
     return {
@@ -495,7 +533,7 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_bad_input_fails_with_one_line_naming_it(case, hostile):
     if case.id not in hostile["results"]:
-        pytest.skip("no read-only folder can be made here (root without mount rights)")
+        pytest.skip(f"this machine cannot make a {case.needs} folder (needs root with mount rights)")
     proc = hostile["results"][case.id]
     assert proc.returncode != 0, f"exit 0 on hostile input\nstdout: {proc.stdout[-2000:]}"
     line = error_line(proc)

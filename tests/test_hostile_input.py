@@ -6,7 +6,7 @@ fault. Around them all, a tree of decoy files (someone's notes, a foreign direct
 earlier run of another command, an earlier run of the same command that a failing
 ``--overwrite`` must not destroy) is snapshot by bytes and mtime and must be identical
 afterwards. The cases run four at a time (most fail at validation, so the cost is Python's
-start-up): about 100 s on 2 busy cores, hence ``slow``.
+start-up): 440 s measured on 2 cores shared with other jobs (load 6-10), hence ``slow``.
 
 The classes: bad paths, corrupt / non-UTF-8 files, wrong types, NaN / inf / negative / zero,
 output equal to an input, output below a file, a foreign non-empty output with --overwrite,

@@ -143,9 +143,10 @@ def identify(options: IdentifyOptions) -> dict:
     """Run identification; write the run directory; return the ``layers.json`` content."""
     from slam_align.data.benchmarks import load_benchmark
     from slam_align.io import open_run_dir
-    from slam_align.models.loading import resolve_device
+    from slam_align.models.loading import load_config, resolve_device
 
     o = options
+    load_config(o.model)  # a missing or broken model fails now, before --output is touched
     # None: the benchmark's default languages; "all": every language it has (both resolved below)
     every = o.langs is None or [lang.strip() for lang in o.langs] == ["all"]
     langs = o.langs if every else _check_langs(o.langs, o.method)

@@ -45,12 +45,14 @@ class DemoOptions(Options):
         "--top-k layers, as the paper's released layers 0-5), full, two-stage, lora, attention, random",
     )
     seed: int = option(0, help="seed of the world, the base model and training")
-    top_k: int | None = option(None, help="layers SLAM selects (default: the preset's, 2)")
+    top_k: int | None = option(None, help="layers SLAM selects (default: the preset's, 2)", at_least=1)
     cache_dir: str | None = option(
         None, help="where base models are cached (default: $SLAM_CACHE_DIR or ~/.cache/slam-align)"
     )
     threads: int = option(
-        1, help="torch CPU threads (tiny models gain little from more; 1 is robust on a busy machine)"
+        1,
+        help="torch CPU threads (tiny models gain little from more; 1 is robust on a busy machine)",
+        at_least=1,
     )
     overwrite: bool = option(False, help="replace the results in an existing --output directory")
     progress: bool = option(True, help="show progress while it runs")
@@ -217,10 +219,10 @@ def _check(options: DemoOptions) -> None:
         )
     if not options.methods:
         raise SlamError("--methods is empty; expected e.g. slam,full,two-stage")
-    if options.threads < 1:
-        raise SlamError(f"--threads must be >= 1, got {options.threads}")
-    if options.top_k is not None and options.top_k < 1:
-        raise SlamError(f"--top-k must be >= 1, got {options.top_k}")
+    from slam_align.io import check_directory_path
+    from slam_align.synth.pretrain import default_cache_dir
+
+    check_directory_path(default_cache_dir(options.cache_dir), "--cache-dir")
 
 
 def run_demo(options: DemoOptions) -> dict:

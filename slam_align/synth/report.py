@@ -116,7 +116,7 @@ def check_calibration(base: dict) -> list[dict]:
 def read_verdicts(predictions: Path) -> dict[str, dict[int, bool]]:
     """{lang: {problem index: correct}} from ``slam eval``'s predictions.jsonl."""
     out: dict[str, dict[int, bool]] = {}
-    for row in read_jsonl(predictions, "predictions file"):
+    for row in read_jsonl(predictions, what="predictions file"):
         out.setdefault(row["lang"], {})[int(row["index"])] = bool(row["correct"])
     return out
 
@@ -424,9 +424,11 @@ def plot_similarity(results: dict, path: Path) -> None:
 
 
 def summary_lines(results: dict) -> list[str]:
-    lines = [markdown(_rows(results)), intervals_table(results), ""]
-    if results.get("across_seeds"):
+    lines = [markdown(_rows(results))]
+    if results.get("across_seeds"):  # intervals are per seed (each seed's own report)
         lines += [seeds_table(results["across_seeds"]), ""]
+    else:
+        lines += [intervals_table(results), ""]
     held = results["targets"]
     ok = sum(1 for t in held if t["held"])
     lines.append(f"targets (base model calibration) held: {ok} of {len(held)}")

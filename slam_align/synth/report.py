@@ -232,12 +232,14 @@ def check_claims(results: dict, verdicts: dict[str, dict]) -> list[dict]:
             verdict = _verdict(interval, margin)
             if verdict == "does not hold" and other == "base" and margin == 0.0:
                 reason = "the alignment data did not transfer to these languages"
+            elif verdict == "within noise":
+                reason = "the 95% interval of the difference includes the threshold"
             out.append(
                 _claim(
                     claim,
                     f"SLAM minus {other}: {_pts(diff)}, 95% interval {_ci(interval)}",
                     verdict,
-                    reason or "the difference is within the bootstrap interval",
+                    reason,
                     diff,
                     interval,
                 )

@@ -105,7 +105,7 @@ def preset(quick: bool, seed: int) -> Preset:
     return Preset(
         "full",
         full_settings(seed),
-        PretrainSettings(hidden=96, layers=12, intermediate=256, steps=1500, seed=seed),
+        PretrainSettings(hidden=64, layers=12, intermediate=192, steps=1500, seed=seed),
         max_new_tokens=48,
     )
 

@@ -38,7 +38,9 @@ FIXED_LOWER = {"slam-lower": "slam"}
 @dataclass
 class DemoOptions(Options):
     output: str = option("slam-demo", help="run directory for results.json, README.md, plots", aliases=["-o"])
-    quick: bool = option(False, help="a smaller, easier world (about 5 minutes on an idle CPU core, base model cached)")
+    quick: bool = option(
+        False, help="a smaller, easier world (about 5 minutes on an idle CPU core, base model cached)"
+    )
     methods: list[str] = option(
         ["slam", "slam-lower", "full", "two-stage"],
         help="methods to train besides the base: slam (identified layers), slam-lower (SLAM on the lowest "

@@ -135,7 +135,7 @@ def paired_difference(a: dict, b: dict, langs: list[str], seed: int = 0) -> tupl
 
 
 def _verdict(interval: list[float], margin: float = 0.0) -> str:
-    """``holds`` when the whole interval is above ``-margin``... of a claim "a >= b - margin"."""
+    """Verdict on the claim "a >= b - margin" from the 95% interval of a - b."""
     if interval[0] > -margin:
         return "holds"
     if interval[1] < -margin:

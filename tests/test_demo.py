@@ -14,7 +14,8 @@ import pytest
 
 from slam_align.synth.world import ALL_LANGS
 
-pytestmark = pytest.mark.slow
+# The quick run takes about 8 minutes of CPU time; a loaded machine needs more than the default 900 s.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]
 
 METHODS = ("base", "slam", "full", "two-stage")
 

@@ -232,8 +232,6 @@ def _check(options: DemoOptions) -> None:
         )
     if not options.methods:
         raise SlamError("--methods is empty; expected e.g. slam,full,two-stage")
-    if options.threads < 1:
-        raise SlamError(f"--threads must be >= 1, got {options.threads}")
     if options.seeds is not None and (not options.seeds or min(options.seeds) < 0):
         raise SlamError(f"--seeds: expected seeds >= 0 such as 0,1,2, got {options.seeds}")
     from slam_align.io import check_directory_path

@@ -10,9 +10,11 @@ and returns an exit code (``None`` means 0). Options come from an optional YAML 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass
 
@@ -183,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in vars(args).items()
         if not k.startswith("_") and k not in ("config", "verbose", "debug")
     }
+    options = None
     try:
         options = resolve_options(_load(cmd.options), getattr(args, "config", None), flags)
         code = _load(cmd.run)(options)
@@ -192,18 +195,37 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # the one error boundary: one line, unless --debug asks for the traceback
         if debug:
             raise
-        print(f"error: {error_line(e)}", file=sys.stderr)
+        print(f"error: {error_line(e, getattr(options, 'output', None))}", file=sys.stderr)
         return e.exit_code if isinstance(e, SlamError) else 1
     return int(code or 0)
 
 
-def error_line(e: BaseException) -> str:
-    """One line for an error: ours as it is; the operating system's with the file it concerns."""
+# Libraries written in Rust (safetensors, tokenizers) report the OS error in their message.
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+# What the user can do about the OS errors that a full or read-only disk causes.
+_OS_ADVICE = {
+    errno.ENOSPC: "the disk is full; free space or choose another --output",
+    errno.EFBIG: "a file-size limit was hit (ulimit -f); raise it or choose another --output",
+    errno.EROFS: "the file system is read-only; choose another --output",
+    errno.EACCES: "permission denied; choose another --output or fix the permissions",
+    errno.EDQUOT: "the disk quota is exceeded; free space or choose another --output",
+}
+
+
+def error_line(e: BaseException, output: str | None = None) -> str:
+    """One line for an error: ours as it is; the operating system's with the file it concerns
+    (``output``, the command's --output, names the place when the error itself names none)."""
     if isinstance(e, SlamError):
         return str(e)
-    if isinstance(e, OSError) and e.strerror:
-        where = f"{e.filename}: " if e.filename else ""
-        return f"{where}{e.strerror}"
+    code = e.errno if isinstance(e, OSError) and e.strerror else None
+    rust = _RUST_OS_ERROR.search(str(e))
+    if rust and code is None:
+        code = int(rust.group(1))
+    if code is not None:
+        filename = getattr(e, "filename", None) or (f"writing {output}" if output else None)
+        where = f"{filename}: " if filename else ""
+        advice = _OS_ADVICE.get(code)
+        return f"{where}{os.strerror(code)}" + (f" ({advice})" if advice else "")
     if isinstance(e, UnicodeDecodeError):
         return f"input is not UTF-8 text ({e.reason} at byte {e.start})"
     if isinstance(e, MemoryError):

@@ -14,7 +14,8 @@ Every command that writes results writes them into a *run directory* through
   no command, is never touched;
 - a run that fails before its work begins leaves nothing behind, so the corrected
   command runs as if the first had never happened; a run that fails later stays
-  resumable (``run.json`` says ``failed``);
+  resumable (``run.json`` says ``failed``), or, for a command that cannot resume, is
+  replaced by the next run of that command without ``--overwrite``;
 - one writer at a time (an OS lock, released by the kernel if the process dies);
 - every file is written atomically (a temporary file renamed into place) with the
   user's umask.
@@ -26,6 +27,7 @@ import fnmatch
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -51,6 +53,7 @@ COMMON_OUTPUTS = (
     "metrics.json",
     "timing.json",
     "README.md",
+    ".*.tmp",  # atomic_path's temporary files, left only by a writer killed mid-write
 )
 
 
@@ -76,8 +79,11 @@ def atomic_path(path: str | os.PathLike):
     file. The file gets the user's umask (mkstemp alone would make it private).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:  # name the file the user asked for, not our temporary one
+        raise OSError(e.errno, e.strerror, str(path)) from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -132,8 +138,13 @@ def write_dir_atomically(out: Path, files: dict[str, Callable[[Path], Any]], rep
     ``files`` maps a name to a function writing that file at the path it is given. With
     ``replace`` an existing ``out`` is swapped out only after the new one is complete.
     """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    _remove_stale_temps(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # The pid in the name lets a later run tell a killed writer's leftovers from a live one's.
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
+    except OSError as e:  # name the directory the user asked for, not our temporary one
+        raise OSError(e.errno, e.strerror, str(out)) from None
     try:
         for name, write in files.items():
             write(tmp / name)
@@ -141,7 +152,9 @@ def write_dir_atomically(out: Path, files: dict[str, Callable[[Path], Any]], rep
         if out.exists():
             if not replace:  # checked again: someone may have created it meanwhile
                 raise SlamError(f"{out}: output exists; pass --overwrite to replace it")
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            trash = Path(
+                tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".old", dir=out.parent)
+            )
             os.replace(out, trash / out.name)
             os.replace(tmp, out)
             shutil.rmtree(trash, ignore_errors=True)
@@ -152,12 +165,34 @@ def write_dir_atomically(out: Path, files: dict[str, Callable[[Path], Any]], rep
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def _remove_stale_temps(out: Path) -> None:
+    """Remove the temporary siblings of ``out`` that a killed writer left (its pid is gone)."""
+    if not out.parent.is_dir():
+        return
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.(\d+)\.[^.]+\.(tmp|old)")
+    for p in out.parent.iterdir():
+        m = pattern.fullmatch(p.name)
+        if m and p.is_dir() and not p.is_symlink() and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(p, ignore_errors=True)
+
+
 # ---------------------------------------------------------------------------------------
 # Reading, with one-line errors that name the file and line
 # ---------------------------------------------------------------------------------------
 
 
-def _read_text(path: Path, what: str) -> str:
+def read_text(path: Path, what: str) -> str:
+    """The UTF-8 text of ``path``; a missing file or other bytes are one-line errors naming it."""
     if not path.is_file():
         raise SlamError(f"{path}: {what} not found")
     try:
@@ -168,7 +203,7 @@ def _read_text(path: Path, what: str) -> str:
 
 def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
     path = Path(path)
-    text = _read_text(path, what)
+    text = read_text(path, what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
@@ -184,7 +219,7 @@ def read_json_object(path: str | os.PathLike, what: str = "JSON file") -> dict:
 
 def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> Any:
     path = Path(path)
-    text = _read_text(path, what)
+    text = read_text(path, what)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -207,7 +242,7 @@ def read_jsonl(
     *last* line (a writer killed mid-line) instead of failing.
     """
     path = Path(path)
-    lines = _read_text(path, what).splitlines()
+    lines = read_text(path, what).splitlines()
     rows = []
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
@@ -324,14 +359,8 @@ def check_run_dir(
     refuses a directory holding anything else. Raises a one-line error otherwise.
     """
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise SlamError(f"{path}: output path exists and is not a directory")
+    check_directory_path(path, "output path")
     if not path.exists():
-        for parent in path.parents:  # "--output FILE/sub": say so now, not with a traceback later
-            if parent.exists():
-                if not parent.is_dir():
-                    raise SlamError(f"{path}: cannot create it: {parent} is a file, not a directory")
-                break
         return "new"
     entries = [p.name for p in path.iterdir() if p.name != LOCK_FILE]
     if not entries:
@@ -347,11 +376,15 @@ def check_run_dir(
         raise SlamError(f"{path}: holds a 'slam {record['command']}' run, not a 'slam {command}' run; {hint}")
     if resume and resumable:
         return "resume"
-    if overwrite:
+    # A failed (or killed) run of a command that cannot continue one is worth nothing: the
+    # corrected command replaces it without --overwrite (the lock still stops a live writer).
+    unfinished = not resumable and record.get("status") in ("failed", "running")
+    if overwrite or unfinished:
         foreign = sorted(name for name in entries if not _owned(name, outputs))
         if foreign:
+            flag = "--overwrite" if overwrite else f"replacing the failed slam {command} run"
             raise SlamError(
-                f"{path}: --overwrite would delete '{foreign[0]}', which slam {command} did not write; "
+                f"{path}: {flag} would delete '{foreign[0]}', which slam {command} did not write; "
                 f"move it away or {hint}"
             )
         return "replace"
@@ -359,6 +392,21 @@ def check_run_dir(
         "--resume to continue it or --overwrite to replace it" if resumable else "--overwrite to replace it"
     )
     raise SlamError(f"{path}: holds an earlier 'slam {command}' run; pass {options}, or {hint}")
+
+
+def check_directory_path(path: str | os.PathLike, what: str) -> None:
+    """Refuse, now, a directory path that is a file or lies below one (``--output FILE/sub``),
+    instead of failing with an OS error once work has been done."""
+    path = Path(path).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise SlamError(f"{path}: {what} exists and is not a directory")
+        return
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SlamError(f"{path}: cannot create it: {parent} is a file, not a directory")
+            return
 
 
 class RunDir:
@@ -374,6 +422,7 @@ class RunDir:
         self._created_dir = False
         self._work_started = state == "resume"
         self._lock = None
+        self._owned_by_us = False  # set once the lock is held: only then may close() clean up
         self._started = time.time()
 
     @property
@@ -396,7 +445,7 @@ class RunDir:
                 import logging
 
                 logging.getLogger(__name__).info(
-                    "--overwrite: removed %d entries of the earlier slam %s run in %s: %s",
+                    "replacing: removed %d entries of the earlier slam %s run in %s: %s",
                     len(removed),
                     self.command,
                     self.path,
@@ -416,10 +465,14 @@ class RunDir:
 
     def close(self, error: BaseException | None = None) -> None:
         try:
-            if error is not None and not self._work_started:
+            if error is None or not self._owned_by_us:
+                pass  # another writer holds the directory: its files are not ours to touch
+            elif not self._work_started:
                 self._undo()
-            elif error is not None:
+            else:
                 self._record("failed", error=" ".join(str(error).split())[:300] or type(error).__name__)
+        except OSError:  # e.g. the disk is still full: the original error is the one to report
+            pass
         finally:
             self._release_lock()
 
@@ -451,16 +504,15 @@ class RunDir:
             self._release_lock()
             shutil.rmtree(self.path, ignore_errors=True)
             return
-        for name in (RUN_RECORD, ENVIRONMENT, "config.yaml"):
-            try:
-                (self.path / name).unlink()
-            except FileNotFoundError:
-                pass
+        # The directory was empty (or held this command's earlier outputs, which the user
+        # asked to replace): what is there now of the command's own files is ours to remove.
+        self._remove_outputs()
 
     def _acquire_lock(self) -> None:
         try:
             import fcntl
         except ImportError:  # not POSIX: no lock
+            self._owned_by_us = True
             return
         handle = open(self.path / LOCK_FILE, "w")  # noqa: SIM115 - held for the run's lifetime
         try:
@@ -472,6 +524,7 @@ class RunDir:
                 "or choose another --output"
             ) from None
         self._lock = handle
+        self._owned_by_us = True
 
     def _release_lock(self) -> None:
         if self._lock is None:

@@ -96,23 +96,10 @@ def digits_dir(tiny_llama_dir, tmp_path_factory) -> Path:
     A random model almost never writes a number; this one always does, so evaluation scores
     are not all zero and checks on them can fail.
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from model_files import restricted_head_copy
 
-    out = tmp_path_factory.mktemp("digits")
-    tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir))
-    vocab = tok.get_vocab()
-    keep = [vocab[str(d)] for d in range(10)] + [tok.eos_token_id, vocab["."], vocab["Ġ"]]
-    with torch.no_grad():
-        w = model.lm_head.weight
-        mask = torch.zeros(w.shape[0], dtype=torch.bool)
-        mask[keep] = True
-        w[~mask] = 0
-        w[mask] = torch.randn(int(mask.sum()), w.shape[1], generator=torch.Generator().manual_seed(0)) * 2
-    model.save_pretrained(str(out))
-    tok.save_pretrained(str(out))
-    return out
+    tokens = [str(d) for d in range(10)] + [".", "Ġ"]
+    return restricted_head_copy(tiny_llama_dir, tmp_path_factory.mktemp("digits"), tokens, seed=0)
 
 
 def run_cli(

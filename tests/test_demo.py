@@ -1,7 +1,8 @@
 """``slam demo --quick`` end to end, as a real subprocess: contract, targets, cache, bad input.
 
-This is the project's slowest test (a few minutes on 2 CPU cores: it pretrains the base
-model from scratch in a temporary cache, then runs identify, train and eval for real).
+This is the project's slowest test (about 7 minutes of CPU time on one core: it pretrains
+the base model from scratch in a temporary cache, then runs identify, train and eval for
+real on 200 problems per language).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import pytest
 
 from slam_align.synth.world import ALL_LANGS
 
-pytestmark = pytest.mark.slow
+# The quick run takes about 8 minutes of CPU time; a loaded machine needs more than the default 900 s.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]
 
 METHODS = ("base", "slam", "full", "two-stage")
 
@@ -25,7 +27,19 @@ def quick_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     out, cache = root / "out", root / "cache"
     t0 = time.perf_counter()
-    proc = run_cli("demo", "--quick", "--output", out, "--cache-dir", cache, "--no-progress", timeout=900)
+    # slam-lower is left out (the contract covers it through slam's own path) to keep the suite short.
+    proc = run_cli(
+        "demo",
+        "--quick",
+        "--methods",
+        "slam,full,two-stage",
+        "--output",
+        out,
+        "--cache-dir",
+        cache,
+        "--no-progress",
+        timeout=2400,
+    )
     seconds = time.perf_counter() - t0
     return out, cache, proc, seconds
 
@@ -35,7 +49,7 @@ def test_quick_demo_writes_the_contract(quick_run):
     print(f"slam demo --quick took {seconds:.0f} s")
     for name in ("results.json", "README.md", "config.yaml", "metrics.json", "timing.json"):
         assert (out / name).is_file(), name
-    for name in ("accuracy.png", "layer_scores.png"):
+    for name in ("accuracy.png", "layer_scores.png", "similarity.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     results = json.loads((out / "results.json").read_text())
     assert set(METHODS) <= set(results["methods"])
@@ -57,25 +71,45 @@ def test_quick_demo_writes_the_contract(quick_run):
     for name in METHODS:
         metrics = json.loads((out / "eval" / name / "metrics.json").read_text())
         assert metrics["accuracy"] == pytest.approx(results["methods"][name]["accuracy"])
+    # New keys: 95% intervals of every average, the per-layer similarity curves, the claims.
+    for name in METHODS:
+        ci = results["intervals"][name]
+        e = results["methods"][name]
+        assert ci["average_non_en"][0] <= e["average_non_en"] <= ci["average_non_en"][1]
+        curve = results["similarity"][name]["mean_non_en"]
+        assert len(curve) == n and all(-1.0 <= v <= 1.0 for v in curve)
+        assert set(results["similarity"][name]["per_lang"]) == set(ALL_LANGS) - {"en"}
+    base_sim = json.loads((out / "identify" / "similarity.json").read_text())
+    assert base_sim == results["similarity"]["base"]
+    assert results["world"]["test"] >= 200 and n >= 4 * len(results["identified_layers"])
+    claims = {c["claim"]: c for c in results["claims"]}
+    gain = next(c for name, c in claims.items() if name.startswith("SLAM raises"))
+    slam_gain = results["methods"]["slam"]["average_non_en"] - results["methods"]["base"]["average_non_en"]
+    assert gain["value"] == pytest.approx(slam_gain)
+    assert gain["interval"][0] <= gain["value"] <= gain["interval"][1]
+    assert gain["verdict"] == {True: "holds", False: "does not hold", None: "within noise"}[gain["holds"]]
     readme = (out / "README.md").read_text()
-    assert "| slam |" in readme and "Targets" in readme
+    assert "| slam |" in readme and "## Targets" in readme and "claims" in readme
+    assert "issue" not in readme.lower()
     assert "wrote" in proc.stdout
 
 
-def test_quick_demo_targets(quick_run):
+def test_quick_demo_base_model_meets_the_calibration_targets(quick_run):
+    """The base model alone has the shape of a real English-centred model (docs/demo.md)."""
+    from slam_align.synth.world import HIGH_RESOURCE, LOW_RESOURCE
+
     out = quick_run[0]
     results = json.loads((out / "results.json").read_text())
-    m = results["methods"]
-    base, slam, two = m["base"], m["slam"], m["two-stage"]
-    assert base["accuracy"]["en"] >= 0.8
-    assert base["average_non_en"] <= base["accuracy"]["en"] - 0.3
-    assert slam["average_non_en"] >= base["average_non_en"] + 0.15
-    assert slam["accuracy"]["en"] >= base["accuracy"]["en"] - 0.05
-    assert slam["trainable_fraction"] <= 0.20
-    assert two["train_seconds"] >= 2.0 * slam["train_seconds"]
-    # The report's own target table agrees with these checks.
-    held = {t["name"]: t["held"] for t in results["targets"]}
-    assert held["SLAM non-English gain over base"] is True
+    acc = results["methods"]["base"]["accuracy"]
+    high = sum(acc[x] for x in HIGH_RESOURCE) / len(HIGH_RESOURCE)
+    low = sum(acc[x] for x in LOW_RESOURCE) / len(LOW_RESOURCE)
+    assert acc["en"] >= 0.8
+    assert high >= 0.5 * acc["en"]
+    assert low <= 0.25
+    assert high - low >= 0.25
+    # The report's own target table says the same, and concerns nothing but the base model.
+    assert [t["held"] for t in results["targets"]] == [True] * 4
+    assert all(t["name"].startswith("base ") for t in results["targets"])
 
 
 def test_second_run_starts_from_the_cached_base(quick_run, tmp_path):
@@ -120,3 +154,6 @@ def test_bad_method_is_one_line_error(tmp_path):
     assert proc.returncode == 2
     assert "magic" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+    proc = run_cli("demo", "--quick", "--seeds", "0,-1", "--output", tmp_path / "y", check=False)
+    assert proc.returncode == 2 and "--seeds" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "y").exists()

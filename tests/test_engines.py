@@ -37,6 +37,7 @@ from types import SimpleNamespace
 import psutil  # accelerate's dependency
 import pytest
 import torch
+from model_files import model_tensors as _tensors
 from safetensors.torch import load_file
 
 from slam_align.errors import SlamError
@@ -67,14 +68,6 @@ ENGINES = {
     "fsdp2": ["--fsdp", "full_shard auto_wrap", "--fsdp-config", str(CONFIGS / "fsdp" / "fsdp2.json")],
 }
 LABELS = {"ddp": "DDP", "zero2": "DeepSpeed ZeRO-2", "zero3": "DeepSpeed ZeRO-3", "fsdp2": "FSDP2"}
-
-
-def _tensors(model_dir: Path) -> dict[str, torch.Tensor]:
-    out = {}
-    for f in sorted(Path(model_dir).glob("*.safetensors")):
-        if f.name != "slam_delta.safetensors":
-            out.update(load_file(str(f)))
-    return out
 
 
 def _max_diff(a: dict, b: dict, names) -> float:

@@ -223,3 +223,63 @@ def test_cli_feeds_train_layers(cli, tiny_llama_dir, shared_data, tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("error: --langs de,bn has no 'en'")
     assert not (tmp_path / "x").exists()
+
+
+def _similarity_rows(tmp_path, copy_of_en: str):
+    """Parallel questions in en, a verbatim copy of en (``copy_of_en``) and a different language."""
+    rows = []
+    for i in range(5):
+        en = f"Tom has {i + 2} apples. Ann gives him {i} more. How many apples does Tom have?"
+        rows.append({"lang": "en", "index": i, "question": en, "answer": 2 * i + 2})
+        rows.append({"lang": copy_of_en, "index": i, "question": en, "answer": 2 * i + 2})
+        rows.append({"lang": "syn-bn", "index": i, "question": f"টম {i + 2} আপেল আছে। কত?", "answer": i})
+    path = tmp_path / "parallel.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_similarity_to_english_is_measured_per_layer(tiny_llama_dir, tmp_path):
+    """A language whose text IS English scores 1 in every layer; the result matches a hand
+    computation from the model's own hidden states, whatever the batch size."""
+    from slam_align.identify.similarity import cross_lingual_similarity
+
+    path = _similarity_rows(tmp_path, "syn-copy")
+    langs = ["en", "syn-copy", "syn-bn"]
+    results = []
+    for batch_size in (1, 3):
+        results.append(
+            identify(
+                IdentifyOptions(
+                    model=str(tiny_llama_dir),
+                    output=str(tmp_path / f"run{batch_size}"),
+                    benchmark=f"jsonl:{path}",
+                    langs=langs,
+                    top_k=1,
+                    batch_size=batch_size,
+                    progress=False,
+                )
+            )["similarity"]
+        )
+    sim = results[0]
+    model, tok = _load(tiny_llama_dir)
+    n_layers = model.config.num_hidden_layers
+    assert sim["per_lang"]["syn-copy"] == pytest.approx([1.0] * n_layers, abs=1e-5)
+    assert all(v < 0.99 for v in sim["per_lang"]["syn-bn"])
+    for a, b in zip(results[0]["per_lang"]["syn-bn"], results[1]["per_lang"]["syn-bn"]):
+        assert a == pytest.approx(b, abs=1e-4)
+    # Hand computation: mean-pool each question's non-special tokens at every layer's output.
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    pooled = [[{} for _ in langs] for _ in range(n_layers)]
+    with torch.no_grad():
+        for r in rows:
+            enc = tok(r["question"], return_tensors="pt", return_special_tokens_mask=True)
+            keep = ~enc.pop("special_tokens_mask")[0].bool()
+            states = model(**enc, output_hidden_states=True).hidden_states
+            for layer in range(n_layers - 1):  # the last entry is after the final norm
+                pooled[layer][langs.index(r["lang"])][r["index"]] = states[layer + 1][0][keep].mean(0)
+    hand = cross_lingual_similarity(pooled[:-1], langs)
+    assert sim["per_lang"]["syn-bn"][:-1] == pytest.approx(hand["per_lang"]["syn-bn"], abs=1e-4)
+    run = tmp_path / "run1"
+    assert json.loads((run / "similarity.json").read_text()) == sim
+    assert (run / "similarity.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Cross-lingual similarity" in (run / "README.md").read_text()

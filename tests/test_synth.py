@@ -56,7 +56,7 @@ def test_english_problems_and_chain_of_thought(world):
 def test_held_out_problems_never_in_training_sets(world):
     held = {p.english() for split in ("test", "identify") for p in world.splits()[split]}
     assert len(held) == SMALL.test + SMALL.identify  # distinct
-    for split in ("align", "reasoning", "pretrain_en", "pretrain_foreign"):
+    for split in ("align", "reasoning", "pretrain_en", "pretrain_foreign", "parallel", "code_switched"):
         assert not held & {p.english() for p in world.splits()[split]}, split
 
 
@@ -139,13 +139,73 @@ def test_cache_dir_and_key(monkeypatch, tmp_path):
     assert WorldSettings().fingerprint() != SMALL.fingerprint()
 
 
-def test_pretraining_text_is_english_answers_plus_unlabelled_foreign_text():
-    world = World(dataclasses.replace(SMALL, parallel_sentences=2))
-    english, foreign = world.pretraining_documents()
+def test_pretraining_follows_each_languages_exposure():
+    """English problems with answers; per language, code-switched problems, monolingual text and
+    parallel sentences in proportion to the language's exposure (Llama 2's shares)."""
+    settings = dataclasses.replace(SMALL, pretrain_foreign=40, parallel_sentences=20, code_switched=40)
+    world = World(settings)
+    problems, text = world.pretraining_documents()
+    english = [q for q, _ in problems if "How many" in q]
     assert len(english) == SMALL.pretrain_en
-    assert all(a.endswith(".") and "The answer is" in a for _, a in english)
-    # Foreign text carries no answers; the optional parallel text pairs sentences with English.
-    assert not any("The answer is" in t for t in foreign)
-    pairs = [t for t in foreign if " = " in t]
+    assert all(a.endswith(".") and "The answer is" in a for _, a in problems)
+    assert not any("The answer is" in t for t in text)
+    pairs = [t for t in text if " = " in t]
     assert pairs and all(t.split(" = ")[1][0].isupper() for t in pairs)
-    assert len(foreign) - len(pairs) == SMALL.pretrain_foreign * len(SYN_LANGS)
+    counts = dict(zip(settings.langs, settings.per_language(40)))
+    assert counts["syn-de"] == 40 and counts["syn-ja"] < counts["syn-es"] < counts["syn-de"]
+    assert counts["syn-bn"] == counts["syn-th"] == counts["syn-sw"] == 1
+    assert len(text) - len(pairs) == sum(counts.values())
+    assert len(problems) - len(english) == sum(counts.values())
+    # A code-switched problem is a question in the language worked in English.
+    thai = [q for q, a in problems if any("\u0e00" <= ch <= "\u0e7f" for ch in q)]
+    assert len(thai) == counts["syn-th"]
+
+
+def test_reasoning_set_in_the_papers_proportion():
+    from slam_align.synth.world import METAMATHQA_RATIO, full_settings
+
+    for s in (quick_settings(0), full_settings(0)):
+        mixture = 2 * len(s.langs) * s.align
+        assert s.reasoning == pytest.approx(METAMATHQA_RATIO * mixture, abs=1)
+        assert s.test >= 200
+
+
+def test_report_claims_and_seeds_arithmetic():
+    """Paired intervals, verdicts and the spread over seeds, on hand-made verdicts."""
+    from slam_align.synth import report
+
+    langs = ["syn-de", "syn-bn"]
+    ones = {x: dict.fromkeys(range(40), True) for x in langs}
+    half = {x: {i: i % 2 == 0 for i in range(40)} for x in langs}
+    same, interval = report.paired_difference(half, half, langs)
+    assert same == 0.0 and interval == [0.0, 0.0]
+    diff, interval = report.paired_difference(ones, half, langs)
+    assert diff == pytest.approx(0.5) and 0.3 < interval[0] <= 0.5 <= interval[1] < 0.7
+    assert report._verdict(interval) == "holds"
+    assert report._verdict([-x for x in reversed(interval)]) == "does not hold"
+    assert report._verdict([-0.02, 0.03]) == "within noise"
+    assert report._verdict([-0.04, -0.01], margin=0.05) == "holds"
+
+    def run(avg, en):
+        acc = {"syn-de": avg, "syn-bn": avg, "en": en}
+        return {
+            "methods": {
+                "slam": {
+                    "accuracy": acc,
+                    "average": 0.0,
+                    "average_non_en": avg,
+                    "ci95": {},
+                    "trainable_fraction": 0.1,
+                    "train_seconds": 1.0,
+                }
+            }
+        }
+
+    spread = report.across_seeds({0: run(0.2, 0.9), 1: run(0.4, 1.0)})["slam"]
+    assert spread["average_non_en"]["mean"] == pytest.approx(0.3)
+    assert spread["average_non_en"]["std"] == pytest.approx(0.1414, abs=1e-4)
+    assert spread["en"]["per_seed"] == {"0": 0.9, "1": 1.0}
+    calibration = report.check_calibration({"accuracy": {"en": 0.9, "syn-de": 0.6, "syn-bn": 0.1}})
+    assert [t["held"] for t in calibration] == [True, True, True, True]
+    calibration = report.check_calibration({"accuracy": {"en": 0.9, "syn-de": 0.3, "syn-bn": 0.3}})
+    assert [t["held"] for t in calibration] == [True, False, False, False]

@@ -67,3 +67,42 @@ def test_collator_pads_right_with_masked_labels(tiny_tokenizer):
     assert (batch["labels"][0, n0:] == IGNORE_INDEX).all()
     assert (batch["input_ids"][0, n0:] == tiny_tokenizer.pad_token_id).all()
     assert batch["labels"][1].tolist()[: len(feats[1]["labels"])] == feats[1]["labels"]
+
+
+class _RecordingTokenizer:
+    """The real tokenizer, recording the longest text it was given (memory is bounded by that)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.longest = tokenizer, 0
+
+    def __call__(self, texts, **kw):
+        for text in [texts] if isinstance(texts, str) else texts:
+            self.longest = max(self.longest, len(text))
+        return self.tokenizer(texts, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self.tokenizer, name)
+
+
+def test_huge_example_is_cut_before_tokenising(tiny_tokenizer):
+    """A 4 MB example: the tokenizer never sees it whole, and the kept tokens are those that
+    tokenising the whole text and cutting would keep (a short answer stays whole)."""
+    from slam_align.data.tokenize import field_char_limit
+
+    tpl = get_prompt("alpaca")
+    huge = Example(
+        instruction="How many eggs? " + "lorem ipsum dolor sit amet " * 150_000, output="The answer is 9."
+    )
+    assert len(huge.instruction) > 4_000_000
+    recorder = _RecordingTokenizer(tiny_tokenizer)
+    (cut,), _ = tokenize_examples([huge], recorder, tpl, cutoff_len=256)
+    assert recorder.longest < field_char_limit(256) + 1000 < len(huge.instruction)
+    # What tokenising the whole 4 MB text and then cutting gives (as before the limit).
+    from slam_align.data.tokenize import truncate
+
+    prompt, target = render_pair(huge, tpl)
+    p = tiny_tokenizer(prompt, add_special_tokens=tpl.add_special_tokens)["input_ids"]
+    t = tiny_tokenizer(target, add_special_tokens=False)["input_ids"] + [tiny_tokenizer.eos_token_id]
+    marker = len(tiny_tokenizer(tpl.suffix, add_special_tokens=False)["input_ids"])
+    p, t = truncate(p, t, 256, tpl.truncation, marker)
+    assert len(cut["input_ids"]) == 256 and cut["input_ids"] == p + t

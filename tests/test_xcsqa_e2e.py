@@ -24,23 +24,10 @@ def letters_dir(tiny_llama_dir, tmp_path_factory) -> Path:
     """The tiny Llama with an LM head that can only write A-E, '.', a space or EOS: a random model
     almost never names a choice; this one writes letters ("D.D.D.D." here), so the extraction
     and accuracy checks below have something to find (and can fail)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from model_files import restricted_head_copy
 
-    out = tmp_path_factory.mktemp("letters")
-    tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir))
-    vocab = tok.get_vocab()
-    keep = [vocab[c] for c in ("A", "B", "C", "D", "E", ".", "Ġ")] + [tok.eos_token_id]
-    with torch.no_grad():
-        w = model.lm_head.weight
-        mask = torch.zeros(w.shape[0], dtype=torch.bool)
-        mask[keep] = True
-        w[~mask] = 0
-        w[mask] = torch.randn(int(mask.sum()), w.shape[1], generator=torch.Generator().manual_seed(1)) * 2
-    model.save_pretrained(str(out))
-    tok.save_pretrained(str(out))
-    return out
+    tokens = ["A", "B", "C", "D", "E", ".", "Ġ"]
+    return restricted_head_copy(tiny_llama_dir, tmp_path_factory.mktemp("letters"), tokens, seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ Question ``be1920f7ba5454ad`` in English is the one real row quoted on the hub c
 three questions are parallel by id in all 16 languages: two in ``dev.jsonl`` (validation, labelled)
 and one in ``test.jsonl`` (labels hidden, as distributed).
 
-Shapes (see /work/scratch/paper/xcsqa_examples.md for the sources):
+Shapes (as published by each source):
 
 - distributed JSONL, ``X-CSQA/<lang>/{dev,test}.jsonl`` (Japanese: ``jap``):
   ``{"id", "lang", "question": {"stem", "choices": [{"label", "text"}, ...]}, "answerKey"}``;

@@ -33,7 +33,7 @@ from typing import Any
 from slam_align.data.definitions import Definition, Split, builtin_names, get_definition, is_definition_file
 from slam_align.data.languages import parse_langs
 from slam_align.errors import SlamError
-from slam_align.io import read_jsonl
+from slam_align.io import read_jsonl, read_text
 
 BENCHMARKS: tuple[str, ...] = builtin_names()  # ("mgsm", "msvamp", "gsm8k", "xcsqa")
 BENCHMARK_LANGS: dict[str, tuple[str, ...]] = {n: get_definition(n).languages for n in BENCHMARKS}
@@ -248,10 +248,8 @@ def parse_row(d: Definition, row: dict, where: str, labelled: bool = True) -> _P
 
 def read_mgsm_tsv(path: Path, what: str = "MGSM file") -> list[dict]:
     """``question<TAB>answer`` lines (no header); split on the LAST tab."""
-    if not path.is_file():
-        raise SlamError(f"{path}: {what} not found")
     rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_text(path, what).splitlines(), 1):
         if not line.strip():
             continue
         if "\t" not in line:

@@ -25,7 +25,9 @@ class InspectOptions(Options):
     random: bool = option(False, help="pick examples at random (seeded) instead of the first ones")
     seed: int = option(0, help="seed for --random")
     tokenizer: str | None = option(
-        None, help="tokenizer (for the 'chat' template): hub id or local directory"
+        None,
+        help="tokenizer (hub id or local directory): renders the 'chat' template and counts each "
+        "example's prompt and response tokens",
     )
     json: bool = option(False, help="print one JSON object instead of text")
 
@@ -51,16 +53,20 @@ def inspect(opts: InspectOptions) -> dict:
         else examples[: opts.n]
     )
     tokenizer = None
-    if template.uses_chat_template and opts.tokenizer:
+    if opts.tokenizer:  # renders chat templates and counts tokens (what --cutoff-len is measured in)
         from slam_align.models.loading import load_tokenizer
 
         tokenizer = load_tokenizer(opts.tokenizer)
     shown = []
     for ex in chosen:
-        prompt, target = render_pair(ex, template, tokenizer)
-        shown.append(
-            {"lang": ex.lang, "source": ex.source, "kind": ex.kind, "prompt": prompt, "target": target}
-        )
+        prompt, target = render_pair(ex, template, tokenizer if template.uses_chat_template else None)
+        row = {"lang": ex.lang, "source": ex.source, "kind": ex.kind, "prompt": prompt, "target": target}
+        if tokenizer is not None:
+            row["tokens"] = {
+                "prompt": len(tokenizer(prompt, add_special_tokens=template.add_special_tokens)["input_ids"]),
+                "target": len(tokenizer(target, add_special_tokens=False)["input_ids"]),
+            }
+        shown.append(row)
     return {
         "file": str(path),
         "template": template.id,
@@ -78,7 +84,9 @@ def inspect_cli(opts: InspectOptions) -> int:
     print(f"{result['file']}: {result['rows']} rows; template {result['template']}")
     for i, ex in enumerate(result["examples"], 1):
         print(
-            f"\n===== example {i}  lang={ex['lang']}  kind={ex['kind'] or '-'}  source={ex['source']} ====="
+            f"\n===== example {i}  lang={ex['lang']}  kind={ex['kind'] or '-'}  source={ex['source']}"
+            + (f"  tokens={ex['tokens']['prompt']}+{ex['tokens']['target']}" if "tokens" in ex else "")
+            + " ====="
         )
         print(ex["prompt"] + ex["target"])
     return 0

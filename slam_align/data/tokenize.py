@@ -11,6 +11,7 @@ how an example longer than the cutoff is cut (:func:`truncate`); with
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -70,6 +71,31 @@ def truncate(
     return prompt[: keep_source - tail] + (prompt[len(prompt) - tail :] if tail else []), target
 
 
+# Bounded memory on hostile input: a field of an example is cut to this many characters per
+# token of --cutoff-len (at least MIN_FIELD_CHARS) *before* tokenising, so that one huge
+# example (50 MB of text) never reaches the tokenizer whole. A token of a real vocabulary
+# spans far fewer characters, so what survives the cutoff is unchanged except for how a
+# very long example's budget is split between prompt and answer (docs/training.md).
+CHARS_PER_TOKEN = 32
+MIN_FIELD_CHARS = 1 << 16
+
+
+def field_char_limit(cutoff_len: int) -> int:
+    """The characters of one field (instruction, input, output) that tokenising ever sees."""
+    return max(cutoff_len * CHARS_PER_TOKEN, MIN_FIELD_CHARS)
+
+
+def bounded_example(example, cutoff_len: int):
+    """``example`` with every text field cut to :func:`field_char_limit` characters."""
+    limit = field_char_limit(cutoff_len)
+    long = {
+        f: getattr(example, f)[:limit]
+        for f in ("instruction", "input", "output")
+        if len(getattr(example, f) or "") > limit
+    }
+    return dataclasses.replace(example, **long) if long else example
+
+
 def tokenize_examples(
     examples: Sequence, tokenizer, template, cutoff_len: int = 1024
 ) -> tuple[list[dict], int]:
@@ -78,7 +104,7 @@ def tokenize_examples(
     Each feature holds ``input_ids`` and ``labels`` (plain lists); the collator pads them.
     An example is dropped only when its target is empty and the tokenizer has no EOS.
     """
-    pairs = [render_pair(e, template, tokenizer) for e in examples]
+    pairs = [render_pair(bounded_example(e, cutoff_len), template, tokenizer) for e in examples]
     # Batched calls: the fast tokenizer's Rust loop, not one Python call per example.
     prompt_ids = tokenizer([p for p, _ in pairs], add_special_tokens=template.add_special_tokens)["input_ids"]
     target_ids = tokenizer([t for _, t in pairs], add_special_tokens=False)["input_ids"]

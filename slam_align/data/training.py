@@ -28,6 +28,7 @@ from typing import Any
 
 from slam_align.data.languages import LANGUAGE_NAMES, language_name
 from slam_align.errors import SlamError
+from slam_align.io import read_text
 
 ALIGNMENT = "alignment"  # question in X -> the English question
 RESPONSE = "response"  # question -> chain-of-thought answer
@@ -67,7 +68,7 @@ def iter_json_rows(path: str | Path) -> Iterator[tuple[str, dict]]:
     path = Path(path)
     if not path.is_file():
         raise SlamError(f"{path}: training file not found")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, "training file (JSON or JSON Lines)")
     if not text.strip():
         raise SlamError(f"{path}: file is empty; expected JSON array or JSON Lines rows")
     items = _json_array(path, text) if text.lstrip().startswith("[") else _json_lines(path, text)
@@ -224,8 +225,8 @@ def read_parallel_text(src_path: str | Path, tgt_path: str | Path, lang: str) ->
     for p in (src_path, tgt_path):
         if not p.is_file():
             raise SlamError(f"{p}: parallel text file not found")
-    src = src_path.read_text(encoding="utf-8").splitlines()
-    tgt = tgt_path.read_text(encoding="utf-8").splitlines()
+    src = read_text(src_path, "parallel text file").splitlines()
+    tgt = read_text(tgt_path, "parallel text file").splitlines()
     if len(src) != len(tgt):
         raise SlamError(
             f"{src_path}: {len(src)} lines but {tgt_path} has {len(tgt)}; parallel files must be line-aligned"

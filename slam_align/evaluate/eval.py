@@ -233,7 +233,11 @@ def load_problems(options: EvalOptions) -> tuple[list, list[str]]:
         problems += rows
         order += [p.benchmark for p in rows[:1]]
     if not problems:
-        raise SlamError("no problems to evaluate: check --benchmark and --langs")
+        have = sorted({lang for name in names for lang in (benchmark_languages(name) or [])})
+        raise SlamError(
+            f"--langs {','.join(langs or [])}: none of these languages is in --benchmark {','.join(names)}; "
+            f"expected some of: {', '.join(have) or 'its languages'}"
+        )
     return problems, list(dict.fromkeys(order))
 
 

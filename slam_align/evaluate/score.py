@@ -15,6 +15,7 @@ A choice row also carries ``answer_type: choice`` and its ``choices`` (``{label:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from slam_align.config import Options, option
 from slam_align.errors import SlamError
 from slam_align.evaluate.answers import ANSWER_TYPES, answer_type_of, scoring_record
 from slam_align.evaluate.report import compute_metrics, order_langs, pct
-from slam_align.io import dumps_json, read_jsonl
+from slam_align.io import check_directory_path, dumps_json, read_jsonl
 
 SCORE_FIELDS = ("extracted", "correct", "extracted_last_number", "correct_last_number")
 
@@ -102,6 +103,24 @@ class ScoreOptions(Options):
     )
 
 
+# The mark of slam score's metrics file: an existing --output is replaced only when it has it.
+WRITTEN_BY = "slam score"
+
+
+def _check_replaceable(path: Path) -> None:
+    if not path.exists():
+        return
+    try:
+        mark = json.loads(path.read_text(encoding="utf-8")).get("written_by")
+    except (OSError, ValueError, AttributeError):
+        mark = None
+    if mark != WRITTEN_BY:
+        raise SlamError(
+            f"--output {path} exists and was not written by slam score; it is never replaced: "
+            "choose another file name"
+        )
+
+
 def score_cli(options: ScoreOptions) -> int:
     if options.output and Path(options.output).expanduser().resolve() == Path(options.predictions).resolve():
         raise SlamError(
@@ -111,6 +130,9 @@ def score_cli(options: ScoreOptions) -> int:
         raise SlamError(
             f"--output {options.output} is a directory; expected a file name for the metrics JSON"
         )
+    if options.output:
+        check_directory_path(Path(options.output).expanduser().parent, "--output's folder")
+        _check_replaceable(Path(options.output).expanduser())
     rows = read_predictions(options.predictions)
     scored, metrics = score_predictions(
         rows, n_boot=options.bootstrap, seed=options.seed, source=options.predictions
@@ -121,6 +143,7 @@ def score_cli(options: ScoreOptions) -> int:
         if "correct" in old and bool(old["correct"]) != bool(new["correct"])
     )
     metrics["rescored"] = {"rows": len(scored), "changed_vs_file": changed}
+    metrics["written_by"] = WRITTEN_BY
     if options.output:
         from slam_align.io import atomic_write_json
 

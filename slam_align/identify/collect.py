@@ -35,6 +35,7 @@ class Batch:
     input_ids: torch.Tensor  # (batch, seq)
     attention_mask: torch.Tensor  # (batch, seq), 1 = real token
     count_mask: torch.Tensor  # (batch, seq) bool, True = count this token
+    rows: tuple[int, ...] = ()  # each row's question index (batches are sorted by length)
 
     @property
     def num_tokens(self) -> int:
@@ -85,7 +86,8 @@ def make_batches(encoded: list[list[Encoded]], batch_size: int, pad_id: int) -> 
     for lang_index, items in enumerate(encoded):
         order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
         for start in range(0, len(order), batch_size):
-            chunk = [items[i] for i in order[start : start + batch_size]]
+            indices = order[start : start + batch_size]
+            chunk = [items[i] for i in indices]
             width = max(len(c.input_ids) for c in chunk)
             ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
             attn = torch.zeros((len(chunk), width), dtype=torch.long)
@@ -95,7 +97,7 @@ def make_batches(encoded: list[list[Encoded]], batch_size: int, pad_id: int) -> 
                 ids[row, :n] = torch.tensor(c.input_ids)
                 attn[row, :n] = 1
                 count[row, :n] = torch.tensor(c.keep, dtype=torch.bool)
-            batches.append(Batch(lang_index, ids, attn, count))
+            batches.append(Batch(lang_index, ids, attn, count, tuple(indices)))
     return batches
 
 
@@ -128,12 +130,18 @@ def collect_counts(
     threshold: float = 0.0,
     questions: list[int] | None = None,
     progress: bool = False,
+    pooler=None,
 ) -> ActivationCounts:
-    """Run every batch once with the counting hooks on; return the accumulated counts."""
+    """Run every batch once with the counting hooks on; return the accumulated counts.
+
+    ``pooler`` (a :class:`~slam_align.identify.similarity.HiddenStatePooler`, entered by the
+    caller) also sees every batch, so the similarity statistic needs no second pass."""
     with ActivationCounter(act_modules, langs, threshold) as counter:
 
         def on_batch(batch: Batch, device) -> None:
             counter.set_batch(batch.count_mask.to(device, non_blocking=True), batch.lang_index)
+            if pooler is not None:
+                pooler.set_batch(batch.count_mask, batch.lang_index, batch.rows)
 
         forward_batches(model, batches, on_batch, progress=progress)
         return counter.result(questions)

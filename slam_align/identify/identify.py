@@ -9,6 +9,7 @@ metrics.json and timing.json. Definitions and formulas: docs/identify.md.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ from slam_align.models.layers import LAYERS_FILE
 log = logging.getLogger(__name__)
 
 METHODS = ("activation", "lape")
-OUTPUTS = (LAYERS_FILE, "*.png")
+SIMILARITY_FILE = "similarity.json"
+OUTPUTS = (LAYERS_FILE, SIMILARITY_FILE, "*.png")
 
 
 @dataclass
@@ -75,6 +77,10 @@ class IdentifyOptions(Options):
     dtype: str = option("auto", help="weights' dtype", choices=["auto", "float32", "bfloat16", "float16"])
     device: str | None = option(None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     ffn_pattern: str | None = option(None, help="regex naming FFN modules for unknown architectures")
+    similarity: bool = option(
+        True,
+        help="also measure each layer's cross-lingual similarity to English (similarity.json; needs en)",
+    )
     plots: bool = option(True, help="write PNG plots")
     progress: bool = option(True, help="show a progress bar")
     overwrite: bool = option(False, help="replace the results in a non-empty --output directory")
@@ -143,9 +149,10 @@ def identify(options: IdentifyOptions) -> dict:
     """Run identification; write the run directory; return the ``layers.json`` content."""
     from slam_align.data.benchmarks import load_benchmark
     from slam_align.io import open_run_dir
-    from slam_align.models.loading import resolve_device
+    from slam_align.models.loading import load_config, resolve_device
 
     o = options
+    load_config(o.model)  # a missing or broken model fails now, before --output is touched
     # None: the benchmark's default languages; "all": every language it has (both resolved below)
     every = o.langs is None or [lang.strip() for lang in o.langs] == ["all"]
     langs = o.langs if every else _check_langs(o.langs, o.method)
@@ -164,6 +171,12 @@ def identify(options: IdentifyOptions) -> dict:
     return result
 
 
+def _wants_similarity(o: IdentifyOptions, langs: list[str]) -> bool:
+    if o.similarity and "en" not in langs:
+        log.info("no 'en' in --langs: the similarity to English is not measured")
+    return o.similarity and "en" in langs
+
+
 def _measure(o: IdentifyOptions, langs: list[str], questions: dict[str, list[str]], device: str):
     """Load the model, count activations on every question, score and select layers."""
     import torch
@@ -171,6 +184,7 @@ def _measure(o: IdentifyOptions, langs: list[str], questions: dict[str, list[str
     from slam_align.identify.collect import collect_counts, encode_questions, make_batches
     from slam_align.identify.lape import lape_select
     from slam_align.identify.select import select_layers
+    from slam_align.identify.similarity import HiddenStatePooler
     from slam_align.identify.stats import activation_scores, layer_statistics
     from slam_align.models.architectures import find_layers, model_type_of
     from slam_align.models.loading import load_model, load_tokenizer
@@ -188,15 +202,20 @@ def _measure(o: IdentifyOptions, langs: list[str], questions: dict[str, list[str
     encoded = [encode_questions(tokenizer, questions[lang], lang, o.prompt, o.max_length) for lang in langs]
     batches = make_batches(encoded, o.batch_size, tokenizer.pad_token_id)
     t_tokenized = time.perf_counter()
-    counts = collect_counts(
-        model,
-        act_modules,
-        batches,
-        langs,
-        o.threshold,
-        questions=[len(questions[lang]) for lang in langs],
-        progress=o.progress,
+    pooler = (
+        HiddenStatePooler([info.module for info in layers], langs) if _wants_similarity(o, langs) else None
     )
+    with pooler or contextlib.nullcontext():
+        counts = collect_counts(
+            model,
+            act_modules,
+            batches,
+            langs,
+            o.threshold,
+            questions=[len(questions[lang]) for lang in langs],
+            progress=o.progress,
+            pooler=pooler,
+        )
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     t_forward = time.perf_counter()
@@ -233,6 +252,8 @@ def _measure(o: IdentifyOptions, langs: list[str], questions: dict[str, list[str
         "lape": lape,
         "notes": notes,
     }
+    if pooler is not None:
+        result["similarity"] = pooler.result()
     timing = {
         "load_seconds": t_loaded - t_start,
         "tokenize_seconds": t_tokenized - t_loaded,
@@ -257,6 +278,11 @@ def _write_run(out_dir: Path, o: IdentifyOptions, result: dict, timing: dict) ->
         from slam_align.identify.plots import write_plots
 
         plots = write_plots(result, out_dir)
+        if "similarity" in result:
+            from slam_align.identify.similarity import plot_similarity
+
+            plot_similarity(result["similarity"], out_dir / "similarity.png")
+            plots.append("similarity.png")
     timing["plots_seconds"] = time.perf_counter() - t_plots
     timing["total_seconds"] = time.perf_counter() - timing.pop("started")
     atomic_write_json(
@@ -272,6 +298,8 @@ def _write_run(out_dir: Path, o: IdentifyOptions, result: dict, timing: dict) ->
         },
     )
     atomic_write_json(out_dir / "timing.json", timing)
+    if "similarity" in result:
+        atomic_write_json(out_dir / SIMILARITY_FILE, result["similarity"])
     write_layers_file(out_dir / LAYERS_FILE, result)
     sections = _readme_sections(result, timing, plots, out_dir)
     write_run_readme(out_dir / "README.md", f"slam identify: {o.model}", sections)
@@ -304,11 +332,25 @@ def _readme_sections(result: dict, timing: dict, plots: list[str], out_dir: Path
                 "- `layers.json`: scores, selection and every per-layer, per-language statistic",
                 "- `metrics.json`, `timing.json`, `config.yaml` (the options used)",
             ]
+            + (
+                [
+                    "- `similarity.json`: per layer and language, the centred cosine to English (docs/identify.md)"
+                ]
+                if "similarity" in result
+                else []
+            )
             + [f"- `{p}`" for p in plots]
         ),
         "Timing": f"{timing['num_tokens']} tokens in {timing['num_batches']} batches, forward + statistics "
         f"{timing['forward_seconds']:.2f} s ({timing['tokens_per_second']:.0f} tokens/s) on {timing['device']}.",
     }
+    if "similarity" in result:
+        mean = result["similarity"]["mean_non_en"]
+        sections["Cross-lingual similarity"] = (
+            "Mean over the non-English languages of the centred cosine between a question's hidden "
+            "state and the same question's in English, per layer (higher: the layer represents the "
+            "languages alike):\n\n" + " ".join(f"{i}: {v:.3f}" for i, v in enumerate(mean))
+        )
     if result["notes"]:
         sections["Notes"] = "\n".join(f"- {n}" for n in result["notes"])
     return sections
@@ -319,5 +361,8 @@ def identify_cli(options: IdentifyOptions) -> int:
     scores = ", ".join(f"{i}:{s:.3g}" for i, s in enumerate(result["scores"]))
     print(f"scores ({result['score']}): {scores}")
     print(f"selected layers: {','.join(map(str, result['selected']))}")
+    if "similarity" in result:
+        mean = ", ".join(f"{i}:{v:.3f}" for i, v in enumerate(result["similarity"]["mean_non_en"]))
+        print(f"similarity to English per layer (mean over languages): {mean}")
     print(f"wrote {Path(options.output) / LAYERS_FILE}")
     return 0

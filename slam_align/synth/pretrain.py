@@ -1,8 +1,10 @@
 """The demo's base model: a tiny Llama pretrained from scratch on the synthetic world.
 
-It plays the role of MetaMath: trained on English problems with chain-of-thought
-answers (in the demo's prompt template) plus unlabelled text in the other languages,
-so it reasons in English and only reads the others. A plain PyTorch loop over packed
+It plays the role of MetaMath on top of an English-centred pretrained model: trained on
+English problems with chain-of-thought answers (in the demo's prompt template) plus, per
+language and in proportion to its exposure, code-switched problems, monolingual text and
+parallel sentences (``World.pretraining_documents``), so it reasons in English, reads the
+high-resource stand-ins and hardly the low-resource ones. A plain PyTorch loop over packed
 token blocks is the fastest way to do this on a CPU; the result is an ordinary
 Transformers model directory (model + tokenizer) that every other command loads.
 

@@ -37,6 +37,24 @@ SYN_LANGS: tuple[str, ...] = (
     "syn-es",
 )
 ALL_LANGS: tuple[str, ...] = (*SYN_LANGS, "en")
+# Llama 2's pretraining shares (Touvron et al. 2023, Table 10) relative to German's 0.17%:
+# fr 0.16, zh/es/ru 0.13, ja 0.10; bn, th, sw fall under the table's 0.005% cut-off.
+EXPOSURE: tuple[tuple[str, float], ...] = (
+    ("syn-bn", 0.03),
+    ("syn-th", 0.03),
+    ("syn-sw", 0.03),
+    ("syn-ja", 0.59),
+    ("syn-zh", 0.76),
+    ("syn-de", 1.0),
+    ("syn-fr", 0.94),
+    ("syn-ru", 0.76),
+    ("syn-es", 0.76),
+)
+HIGH_RESOURCE: tuple[str, ...] = ("syn-ja", "syn-zh", "syn-de", "syn-fr", "syn-ru", "syn-es")
+LOW_RESOURCE: tuple[str, ...] = ("syn-bn", "syn-th", "syn-sw")
+# MetaMathQA (395K) over SLAM's multilingual mixture (9 languages x 7.5K x 2 kinds): two-stage's
+# English reasoning set is this many times the mixture, as in the paper.
+METAMATHQA_RATIO = 395_000 / (9 * 7_500 * 2)
 
 NAMES = ("Tom", "Ann", "Sam", "Mia", "Ben", "Eva", "Leo", "Zoe", "Max", "Ivy")
 OBJECTS = ("apples", "pens", "books", "cards", "coins", "eggs", "shells", "stamps", "cups", "kites")
@@ -56,19 +74,30 @@ class WorldSettings:
     num_names: int = 8
     num_objects: int = 8
     langs: tuple[str, ...] = SYN_LANGS
+    # How much of each language the base model's pretraining saw, relative to the most seen
+    # non-English language (1.0). The ratios are Llama 2's pretraining shares (docs/demo.md).
+    exposure: tuple[tuple[str, float], ...] = EXPOSURE
     # Sizes of each split (problems; the parallel splits are rendered in every language).
     pretrain_en: int = 6000  # English problems with answers (the base model's "MetaMath" data)
-    pretrain_foreign: int = 600  # unlabelled questions per language (no answers)
-    parallel_sentences: int = 0  # a little parallel text (X sentence = English sentence) per language
+    # Per non-English language at exposure 1.0 (scaled by the language's exposure):
+    pretrain_foreign: int = 600  # monolingual text (unlabelled questions)
+    parallel_sentences: int = 60  # parallel text: problems whose sentences are paired with English
+    code_switched: int = 300  # questions in the language worked in English (mixed-language math)
     align: int = 80  # problems per language for alignment (question alignment + X -> English answer)
     reasoning: int = 6000  # English problems with answers for two-stage's stage 2 (MetaMathQA's role)
-    identify: int = 20  # parallel problems for layer identification
-    test: int = 50  # parallel held-out problems per language for evaluation
+    identify: int = 32  # parallel problems for layer identification and the similarity statistic
+    test: int = 200  # parallel held-out problems per language for evaluation
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["langs"] = list(self.langs)
+        d["exposure"] = dict(self.exposure)
         return d
+
+    def per_language(self, amount: int) -> list[int]:
+        """``amount`` at exposure 1.0, scaled by each language's exposure (in ``langs`` order)."""
+        weights = dict(self.exposure)
+        return [round(amount * weights.get(lang, 1.0)) for lang in self.langs]
 
     def fingerprint(self) -> str:
         """Short hash of the settings (the base-model cache key uses it)."""
@@ -315,8 +344,9 @@ class World:
             "align": s.align * len(s.langs),
             "reasoning": s.reasoning,
             "pretrain_en": s.pretrain_en,
-            "pretrain_foreign": s.pretrain_foreign * len(s.langs),
-            "parallel": s.parallel_sentences * len(s.langs),
+            "pretrain_foreign": sum(s.per_language(s.pretrain_foreign)),
+            "parallel": sum(s.per_language(s.parallel_sentences)),
+            "code_switched": sum(s.per_language(s.code_switched)),
         }
         seen: set[str] = set()
         out: dict[str, list[Problem]] = {}
@@ -407,18 +437,31 @@ class World:
             for p in self.splits()["reasoning"]
         ]
 
+    def _by_language(self, split: str, amount: int):
+        """(language, its problems) of a split whose size differs by language (its exposure)."""
+        problems, start = self.splits()[split], 0
+        for lang, n in zip(self.settings.langs, self.settings.per_language(amount)):
+            yield lang, problems[start : start + n]
+            start += n
+
     def pretraining_documents(self) -> tuple[list[tuple[str, str]], list[str]]:
-        """(English (question, answer) pairs, unlabelled foreign text and parallel sentences)."""
-        sp = self.splits()
-        english = [(p.english(), p.chain_of_thought()) for p in sp["pretrain_en"]]
+        """((question, English answer) pairs, plain text): the base model's pretraining.
+
+        The pairs are English problems and code-switched ones (a question in another language
+        worked in English); the text is monolingual questions and parallel sentence pairs.
+        Every non-English amount follows the language's exposure."""
+        s = self.settings
+        problems = [(p.english(), p.chain_of_thought()) for p in self.splits()["pretrain_en"]]
+        for lang, ps in self._by_language("code_switched", s.code_switched):
+            problems += [(self.render(p, lang), p.chain_of_thought()) for p in ps]
         text: list[str] = []
-        per, par = self.settings.pretrain_foreign, self.settings.parallel_sentences
-        for li, lang in enumerate(self.settings.langs):
-            text += [self.render(p, lang) for p in sp["pretrain_foreign"][li * per : (li + 1) * per]]
-            for p in sp["parallel"][li * par : (li + 1) * par]:
+        for lang, ps in self._by_language("pretrain_foreign", s.pretrain_foreign):
+            text += [self.render(p, lang) for p in ps]
+        for lang, ps in self._by_language("parallel", s.parallel_sentences):
+            for p in ps:
                 pairs = zip(self.languages[lang].sentences(p), p.english_sentences())
                 text += [f"{x} = {en}" for x, en in pairs]
-        return english, text
+        return problems, text
 
     def tokenizer_corpus(self) -> list[str]:
         """Text covering every word and numeral of the world (to train its tokenizer)."""
@@ -432,6 +475,11 @@ class World:
 TRANSLATE_INSTRUCTION = "Translate the following question into English."
 
 
+def _reasoning_size(align: int, langs: int = len(SYN_LANGS)) -> int:
+    """Two-stage's English reasoning set in the paper's proportion to SLAM's mixture."""
+    return round(METAMATHQA_RATIO * 2 * langs * align)
+
+
 def quick_settings(seed: int = 0) -> WorldSettings:
     """The small, easier world of ``slam demo --quick`` (minutes on 2 CPU cores)."""
     return WorldSettings(
@@ -441,13 +489,15 @@ def quick_settings(seed: int = 0) -> WorldSettings:
         num_names=4,
         num_objects=4,
         pretrain_en=3000,
-        pretrain_foreign=200,
+        pretrain_foreign=300,
+        parallel_sentences=40,
+        code_switched=300,
         align=60,
-        reasoning=4000,
-        identify=12,
-        test=50,
+        reasoning=_reasoning_size(60),
+        identify=24,
+        test=200,
     )
 
 
 def full_settings(seed: int = 0) -> WorldSettings:
-    return WorldSettings(seed=seed)
+    return WorldSettings(seed=seed, reasoning=_reasoning_size(WorldSettings.align))

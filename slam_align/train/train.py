@@ -43,7 +43,13 @@ from slam_align.train.delta import DELTA_FILE, MANIFEST_FILE, TRAIN_RECORD, rebu
 from slam_align.train.engines import Engine, is_main_process
 from slam_align.train.recipes import get_recipe
 from slam_align.train.report import eval_curve, loss_curve, plot_losses, write_readme
-from slam_align.train.trainer import build_trainer, optimizer_state_bytes, peak_memory, training_arguments
+from slam_align.train.trainer import (
+    build_trainer,
+    optimizer_state_bytes,
+    peak_memory,
+    stage_seconds,
+    training_arguments,
+)
 
 log = logging.getLogger(__name__)
 
@@ -428,6 +434,7 @@ def _train_stages(ctx: dict, stage_examples, previous: dict | None, run, first_a
         if not features:
             raise SlamError(f"{stage}: no example left after truncation to {options.cutoff_len} tokens")
         features, val_features = split_validation(features, options.val_size, options.seed)
+        checkpoint = newest_checkpoint(stage_dir) if options.resume else None
         trainer = build_trainer(
             model,
             tokenizer,
@@ -437,16 +444,17 @@ def _train_stages(ctx: dict, stage_examples, previous: dict | None, run, first_a
             frozen=frozen,
             args=args,
             eval_dataset=_dataset(val_features, options) if val_features else None,
+            resume_from=checkpoint,
         )
         engines.check_trainer(trainer, engine)
         if run is not None:
             run.begin_work()  # from here on a failure leaves a run that --resume continues
-        checkpoint = newest_checkpoint(stage_dir) if options.resume else None
         if checkpoint:
             log.info("resuming %s from %s", stage, checkpoint)
-        t0, cpu0 = time.perf_counter(), time.process_time()
+        cpu0 = time.process_time()
         result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        wall = stage_seconds(trainer)  # counts the time before a resume too
+        cpu = time.process_time() - cpu0  # this process, since this (re)start
         counts = count_parameters(model, plan)  # before saving: LoRA's merge removes the adapters
         _save_stage(trainer, model, plan, target, ctx)
         tokens = int(trainer.state.num_input_tokens_seen or 0)  # summed over the processes

@@ -9,6 +9,8 @@ so frozen tensors get neither gradients nor optimizer state.
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import torch
@@ -16,6 +18,7 @@ import torch
 from slam_align.data.packing import REAL_TOKENS, PackedCollator
 from slam_align.data.tokenize import MaskedCollator, pad_token_id
 from slam_align.errors import SlamError
+from slam_align.io import atomic_write_json
 from slam_align.train.engines import Engine, launched_world_size, resolve_engine, training_kwargs
 
 
@@ -140,7 +143,37 @@ def _trainer_classes():
         def on_step_end(self, args, state, control, **kwargs):
             self.frozen.restore()
 
-    return SlamTrainer, RestoreFrozenSlices
+    class RecordElapsed(TrainerCallback):
+        """Writes the stage's wall time so far into every checkpoint it saves, so that the
+        timing of a resumed run counts the time before the interruption too."""
+
+        def __init__(self, before: float):
+            self.before = before
+            self.t0 = time.perf_counter()
+
+        def seconds(self) -> float:
+            return self.before + time.perf_counter() - self.t0
+
+        def on_save(self, args, state, control, **kwargs):
+            checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if state.is_world_process_zero and checkpoint.is_dir():
+                atomic_write_json(checkpoint / ELAPSED_FILE, {"wall_seconds": self.seconds()})
+
+    return SlamTrainer, RestoreFrozenSlices, RecordElapsed
+
+
+# In every checkpoint: the stage's wall seconds until it was saved (see RecordElapsed).
+ELAPSED_FILE = "slam_elapsed.json"
+
+
+def elapsed_before(checkpoint: Path | None) -> float:
+    """Wall seconds a stage had run when ``checkpoint`` was saved (0 when unknown)."""
+    if checkpoint is None:
+        return 0.0
+    try:
+        return float(json.loads((checkpoint / ELAPSED_FILE).read_text(encoding="utf-8"))["wall_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):  # saved by a killed process: unknown
+        return 0.0
 
 
 def build_trainer(
@@ -153,12 +186,15 @@ def build_trainer(
     seed: int | None = None,
     args=None,
     eval_dataset=None,
+    resume_from: Path | None = None,
 ):
     """A Trainer for ``model`` (already frozen by its recipe: ``frozen`` is the
     :class:`~slam_align.models.apply_plan.FrozenParams` handle) on a tokenised dataset
     (``--packing``: a :class:`~slam_align.data.packing.PackedDataset`, else features);
-    ``args``: the ``TrainingArguments`` made before the model was loaded (else made here)."""
-    SlamTrainer, RestoreFrozenSlices = _trainer_classes()
+    ``args``: the ``TrainingArguments`` made before the model was loaded (else made here);
+    ``resume_from``: the checkpoint it continues (its wall time so far is counted on).
+    ``stage_seconds(trainer)`` is the stage's wall time, including before a resume."""
+    SlamTrainer, RestoreFrozenSlices, RecordElapsed = _trainer_classes()
     if args is None:
         args = training_arguments(options, output_dir, seed=seed)
     if not any(p.requires_grad for p in model.parameters()):
@@ -173,7 +209,8 @@ def build_trainer(
         processing_class=tokenizer,
         # Fused gate_up under ``ffn``: the plan's gradient hook keeps AdamW off the frozen gate
         # half; putting it back after every step makes that exact for any optimizer.
-        callbacks=[RestoreFrozenSlices(frozen)] if partial else None,
+        callbacks=[RecordElapsed(elapsed_before(resume_from))]
+        + ([RestoreFrozenSlices(frozen)] if partial else []),
     )
     trainer.no_decay = frozenset(partial)
     if not options.progress:
@@ -212,3 +249,11 @@ def peak_memory() -> dict:
         "peak_memory_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
         "peak_memory_kind": "cpu_max_rss",
     }
+
+
+def stage_seconds(trainer) -> float:
+    """The stage's wall seconds: this process' part plus the part before a resume."""
+    for cb in trainer.callback_handler.callbacks:
+        if hasattr(cb, "seconds") and hasattr(cb, "before"):
+            return cb.seconds()
+    raise RuntimeError("the trainer was not made by build_trainer")

@@ -157,3 +157,67 @@ def test_bad_method_is_one_line_error(tmp_path):
     proc = run_cli("demo", "--quick", "--seeds", "0,-1", "--output", tmp_path / "y", check=False)
     assert proc.returncode == 2 and "--seeds" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "y").exists()
+
+
+def test_seeds_top_k_and_threads_reach_the_runs(tmp_path, monkeypatch):
+    """``--seeds`` runs the whole experiment once per seed (own world, base model, training) and
+    reports each method's mean and spread over them; ``--top-k`` and ``--threads`` reach every
+    run. On a world far smaller than --quick's (about 30 s), so the arithmetic and the layout are
+    checked for real without minutes of training."""
+    import dataclasses
+    import statistics
+
+    from slam_align.synth import demo
+    from slam_align.synth.pretrain import PretrainSettings
+    from slam_align.synth.world import quick_settings
+
+    def tiny(quick: bool, seed: int) -> demo.Preset:
+        world = dataclasses.replace(
+            quick_settings(seed),
+            pretrain_en=300,
+            pretrain_foreign=30,
+            parallel_sentences=4,
+            code_switched=30,
+            align=6,
+            reasoning=40,
+            identify=6,
+            test=10,
+        )
+        pretrain = PretrainSettings(hidden=32, layers=4, intermediate=64, steps=20, seed=seed)
+        return demo.Preset("tiny", world, pretrain, epochs=1, two_stage_epochs=1)
+
+    monkeypatch.setattr(demo, "preset", tiny)
+    out = tmp_path / "out"
+    options = demo.DemoOptions(
+        output=str(out),
+        quick=True,
+        seeds=[0, 1],
+        methods=["slam"],
+        top_k=1,
+        threads=2,
+        cache_dir=str(tmp_path / "cache"),
+        progress=False,
+    )
+    results = demo.run_demo(options)
+    assert results["seeds"] == [0, 1]
+    assert set(results["identified_layers_per_seed"]) == {"0", "1"}
+    assert all(len(layers) == 1 for layers in results["identified_layers_per_seed"].values())
+    per_seed_worlds = set()
+    for seed in (0, 1):
+        own = json.loads((out / f"seed-{seed}" / "results.json").read_text())
+        assert (
+            own["seed"] == seed
+            and own["identified_layers"] == results["identified_layers_per_seed"][str(seed)]
+        )
+        assert json.loads((out / f"seed-{seed}" / "timing.json").read_text())["threads"] == 2
+        per_seed_worlds.add(json.dumps(own["world"], sort_keys=True))
+        for method in ("base", "slam"):
+            value = own["methods"][method]["average_non_en"]
+            assert results["across_seeds"][method]["average_non_en"]["per_seed"][str(seed)] == value
+    assert len(per_seed_worlds) == 2  # each seed builds its own world
+    for method in ("base", "slam"):
+        stats = results["across_seeds"][method]["average_non_en"]
+        values = list(stats["per_seed"].values())
+        assert stats["mean"] == pytest.approx(statistics.mean(values))
+        assert stats["std"] == pytest.approx(statistics.stdev(values))
+    assert json.loads((out / "results.json").read_text())["across_seeds"] == results["across_seeds"]

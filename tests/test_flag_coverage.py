@@ -39,7 +39,7 @@ FLAG_TESTS = {
     "plan --precision": "test_plan_cli.py::test_plan_json_llama2_7b_with_memory",
     "plan --gradient-checkpointing": "test_plan_cli.py::test_plan_json_llama2_7b_with_memory",
     "plan --gpu-memory-gib": "test_flag_effects.py::test_plan_gpu_memory_decides_fits",
-    "plan --trust-remote-code": "UNTESTED: needs a hub model with remote code (network); passed to AutoConfig in models/loading.py",
+    "plan --trust-remote-code": "test_plan_cli.py::test_trust_remote_code_loads_a_model_with_its_own_code",
     "data build --output": "test_mixtures.py::test_shared_sample_config_builds_the_slam_mixture",
     "data build --sources": "test_mixtures.py::test_sizes_balance_and_seed",
     "data build --langs": "test_mixtures.py::test_contaminated_rows_are_removed_and_counted",
@@ -84,6 +84,7 @@ FLAG_TESTS = {
     "identify --ffn-pattern": "test_architectures.py::test_unknown_architecture_needs_patterns",
     "identify --plots": "test_identify.py::test_run_directory_and_prompt",
     "identify --progress": "test_identify.py::test_jsonl_benchmark_with_synthetic_languages",
+    "identify --similarity": "test_identify.py::test_similarity_to_english_is_measured_per_layer",
     "identify --overwrite": "test_cli_and_config.py::test_output_dir_is_never_silently_overwritten",
     "train --model": "test_train.py::test_slam_trains_only_selected_tensors",
     "train --output": "test_train.py::test_slam_trains_only_selected_tensors",
@@ -177,19 +178,17 @@ FLAG_TESTS = {
     "demo --quick": "test_demo.py::test_quick_demo_writes_the_contract",
     "demo --methods": "test_demo.py::test_quick_demo_writes_the_contract",
     "demo --seed": "test_demo.py::test_quick_demo_writes_the_contract",
-    "demo --top-k": "UNTESTED: the demo takes minutes; --top-k is checked (>= 1, <= layers) only",
+    "demo --top-k": "test_demo.py::test_seeds_top_k_and_threads_reach_the_runs",
+    "demo --seeds": "test_demo.py::test_seeds_top_k_and_threads_reach_the_runs",
     "demo --cache-dir": "test_demo.py::test_second_run_starts_from_the_cached_base",
-    "demo --threads": "UNTESTED: sets torch.set_num_threads; the demo takes minutes",
+    "demo --threads": "test_demo.py::test_seeds_top_k_and_threads_reach_the_runs",
     "demo --overwrite": "test_demo.py::test_existing_output_is_never_overwritten_silently",
     "demo --progress": "test_demo.py::test_second_run_starts_from_the_cached_base",
 }
 
 # Flags without a test here (network, vllm, GPU, minutes-long runs): may only shrink.
 UNTESTED_ALLOWED = {
-    "plan --trust-remote-code",
     "eval --tensor-parallel",
-    "demo --top-k",
-    "demo --threads",
 }
 
 

@@ -283,3 +283,21 @@ def test_similarity_to_english_is_measured_per_layer(tiny_llama_dir, tmp_path):
     assert json.loads((run / "similarity.json").read_text()) == sim
     assert (run / "similarity.png").read_bytes()[:4] == b"\x89PNG"
     assert "Cross-lingual similarity" in (run / "README.md").read_text()
+    # --no-similarity: not measured, no file, the layer statistics unchanged.
+    off = identify(
+        IdentifyOptions(
+            model=str(tiny_llama_dir),
+            output=str(tmp_path / "off"),
+            benchmark=f"jsonl:{path}",
+            langs=langs,
+            top_k=1,
+            batch_size=1,
+            similarity=False,
+            progress=False,
+        )
+    )
+    assert "similarity" not in off and not (tmp_path / "off" / "similarity.json").exists()
+    on_layers = json.loads((run / "layers.json").read_text())
+    off_layers = json.loads((tmp_path / "off" / "layers.json").read_text())
+    assert off_layers["selected"] == on_layers["selected"] and off_layers["scores"] == on_layers["scores"]
+    assert "similarity" not in off_layers

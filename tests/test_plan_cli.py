@@ -100,3 +100,60 @@ def test_plan_bad_files_one_line(tmp_path):
     offline = run_cli("plan", "--model", "nobody-xyz/no-such-model", check=False, env={"HF_HUB_OFFLINE": "1"})
     assert "nobody-xyz/no-such-model" in one_error_line(offline)
     assert "no such file" in one_error_line(run_cli("plan", "--model", tmp_path / "missing", check=False))
+
+
+CUSTOM_CONFIG = """from transformers import LlamaConfig
+
+
+class SlamToyConfig(LlamaConfig):
+    model_type = "slamtoy"
+"""
+CUSTOM_MODEL = """from transformers import LlamaForCausalLM
+
+from .configuration_slamtoy import SlamToyConfig
+
+
+class SlamToyForCausalLM(LlamaForCausalLM):
+    config_class = SlamToyConfig
+"""
+
+
+def test_trust_remote_code_loads_a_model_with_its_own_code(cli, tmp_path):
+    """A checkpoint whose config names its own Python code (auto_map) is planned only with
+    --trust-remote-code; without it, one line says which flag would load it."""
+    model = tmp_path / "custom"
+    model.mkdir()
+    (model / "configuration_slamtoy.py").write_text(CUSTOM_CONFIG)
+    (model / "modeling_slamtoy.py").write_text(CUSTOM_MODEL)
+    config = {
+        "model_type": "slamtoy",
+        "architectures": ["SlamToyForCausalLM"],
+        "auto_map": {
+            "AutoConfig": "configuration_slamtoy.SlamToyConfig",
+            "AutoModelForCausalLM": "modeling_slamtoy.SlamToyForCausalLM",
+        },
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "vocab_size": 256,
+    }
+    (model / "config.json").write_text(json.dumps(config))
+    patterns = [
+        "--ffn-pattern",
+        r"mlp\.(?P<up>up_proj)|mlp\.(?P<down>down_proj)",
+        "--attn-pattern",
+        "self_attn",
+    ]
+    refused = cli("plan", "--model", model, "--layers", "0", "--json", *patterns, check=False)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "--trust-remote-code" in refused.stderr
+    result = json.loads(
+        cli("plan", "--model", model, "--layers", "0", "--json", "--trust-remote-code", *patterns).stdout
+    )
+    assert result["architecture"] == "SlamToyForCausalLM" and result["num_layers"] == 3
+    assert result["trainable_names"] == [
+        "model.layers.0.mlp.up_proj.weight",
+        "model.layers.0.mlp.down_proj.weight",
+    ]

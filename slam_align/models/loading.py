@@ -64,7 +64,14 @@ def _config_from_file(path: Path, trust_remote_code: bool = False):
         except Exception as e:
             raise SlamError(f"{path}: cannot load the model's own config code ({_first_line(e)})") from None
     if model_type not in CONFIG_MAPPING:
-        raise SlamError(f"{path}: model_type {model_type!r} is not known to this version of transformers")
+        hint = (
+            "; it names its own code (auto_map): pass --trust-remote-code if you trust it"
+            if "auto_map" in data
+            else ""
+        )
+        raise SlamError(
+            f"{path}: model_type {model_type!r} is not known to this version of transformers{hint}"
+        )
     try:
         return CONFIG_MAPPING[model_type].from_dict(data)
     except Exception as e:  # a field of the wrong type or value

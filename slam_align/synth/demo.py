@@ -39,12 +39,14 @@ FIXED_LOWER = {"slam-lower": "slam"}
 class DemoOptions(Options):
     output: str = option("slam-demo", help="run directory for results.json, README.md, plots", aliases=["-o"])
     quick: bool = option(
-        False, help="a smaller, easier world (about 5 minutes on an idle CPU core, base model cached)"
+        False,
+        help="a smaller, easier world (4.5 minutes on an idle CPU core with the base model cached; "
+        "8.5 the first time)",
     )
     methods: list[str] = option(
         ["slam", "slam-lower", "full", "two-stage"],
         help="methods to train besides the base: slam (identified layers), slam-lower (SLAM on the lowest "
-        "--top-k layers, as the paper's released layers 0-5), full, two-stage, lora, attention, random",
+        "--top-k layers, as the paper's layers 0-5), full, two-stage, lora, attention, random",
     )
     seed: int = option(0, help="seed of the world, the base model and training")
     seeds: list[int] | None = option(

@@ -197,6 +197,7 @@ def build_trainer(
     SlamTrainer, RestoreFrozenSlices, RecordElapsed = _trainer_classes()
     if args is None:
         args = training_arguments(options, output_dir, seed=seed)
+    clock = RecordElapsed(elapsed_before(resume_from))
     if not any(p.requires_grad for p in model.parameters()):
         raise SlamError("nothing to train: the plan left every parameter frozen")
     partial = frozen.plan.partial if frozen is not None and frozen.plan.method != "lora" else {}
@@ -209,9 +210,9 @@ def build_trainer(
         processing_class=tokenizer,
         # Fused gate_up under ``ffn``: the plan's gradient hook keeps AdamW off the frozen gate
         # half; putting it back after every step makes that exact for any optimizer.
-        callbacks=[RecordElapsed(elapsed_before(resume_from))]
-        + ([RestoreFrozenSlices(frozen)] if partial else []),
+        callbacks=[clock] + ([RestoreFrozenSlices(frozen)] if partial else []),
     )
+    trainer.slam_clock = clock
     trainer.no_decay = frozenset(partial)
     if not options.progress:
         # Without progress bars the Trainer prints every log dict to stdout instead; the loss
@@ -253,7 +254,4 @@ def peak_memory() -> dict:
 
 def stage_seconds(trainer) -> float:
     """The stage's wall seconds: this process' part plus the part before a resume."""
-    for cb in trainer.callback_handler.callbacks:
-        if hasattr(cb, "seconds") and hasattr(cb, "before"):
-            return cb.seconds()
-    raise RuntimeError("the trainer was not made by build_trainer")
+    return trainer.slam_clock.seconds()

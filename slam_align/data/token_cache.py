@@ -18,6 +18,7 @@ from pathlib import Path
 
 from slam_align.data.tokenize import tokenize_examples
 from slam_align.errors import SlamError
+from slam_align.io import read_json_object
 
 FORMAT = "slam-tokenized/1"
 
@@ -64,7 +65,7 @@ def tokenize_cached(
     entry = root / cache_key(examples, tokenizer, template, cutoff_len)
     meta_file = entry / "slam_tokenized.json"
     if meta_file.is_file():
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        meta = read_json_object(meta_file, what="tokenised-data cache record")
         ds = datasets.load_from_disk(str(entry / "features"))
         features = [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in ds]
         return features, int(meta["dropped"]), {"status": "hit", "path": str(entry)}
